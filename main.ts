@@ -1,0 +1,138 @@
+/**
+ * walsync command line: parses arguments and calls the command modules in src/commands.
+ * Results go to stdout, logs and errors to stderr; exit codes are listed in src/errors.ts.
+ * @module
+ */
+import { Command, CommanderError, Option } from "commander";
+import { ExitCode, usageError, WalsyncError } from "./src/errors.ts";
+import * as log from "./src/log.ts";
+import { redact } from "./src/redact.ts";
+import { formatListTable, listCommand } from "./src/commands/list.ts";
+import { restoreCommand } from "./src/commands/restore.ts";
+import { snapshotCommand } from "./src/commands/snapshot.ts";
+import { openStore } from "./src/storage/open.ts";
+import denoConfig from "./deno.json" with { type: "json" };
+
+const backupOption = () =>
+  new Option("-b, --backup <URL>", "where backups live: s3://bucket[/prefix] or file:///abs/dir")
+    .env("WALSYNC_BACKUP_URL")
+    .makeOptionMandatory();
+const endpointOption = () =>
+  new Option("--endpoint <URL>", "S3 endpoint, e.g. http://127.0.0.1:7480 (overrides AWS_ENDPOINT_URL_S3)");
+
+function print(text: string): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(text.endsWith("\n") ? text : text + "\n"));
+}
+
+function parseTime(text: string): number {
+  const ms = Date.parse(text);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(ms)) {
+    throw usageError(`invalid --point-in-time "${text}": expected ISO 8601, e.g. 2026-11-24T10:30:00Z`);
+  }
+  return ms;
+}
+
+/** Builds the command tree. */
+export function buildProgram(): Command {
+  const program = new Command("walsync")
+    .description("Continuous, verified backup of SQLite databases to S3-compatible storage or a directory.")
+    .version(denoConfig.version)
+    .option("-q, --quiet", "only log warnings and errors")
+    .option("-v, --verbose", "log debug details")
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => print(s.trimEnd()),
+      writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)),
+    })
+    .hook("preAction", (cmd) => log.configureLog(cmd.opts()));
+
+  program.command("snapshot")
+    .description(
+      "Take a consistent snapshot of a live database (WAL or rollback journal) as a new generation.",
+    )
+    .argument("<DB>", "path of the SQLite database file")
+    .addOption(backupOption())
+    .addOption(endpointOption())
+    .option("--name <NAME>", "name of the database in the backup (default: file name without .db)")
+    .option("--json", "print the result as JSON")
+    .action(async (db: string, opts) => {
+      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const result = await snapshotCommand(store, db, opts.name);
+      print(
+        opts.json
+          ? JSON.stringify(result)
+          : `snapshot ${result.name} generation ${result.generation}: ${result.key} (${result.size} bytes, sha256 ${result.sha256})`,
+      );
+    });
+
+  program.command("list")
+    .description("List backed-up databases: generations, latest snapshot, restorable time range.")
+    .addOption(backupOption())
+    .addOption(endpointOption())
+    .option("--json", "print a JSON array (shape documented in the README)")
+    .action(async (opts) => {
+      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const databases = await listCommand(store);
+      print(opts.json ? JSON.stringify(databases, null, 2) : formatListTable(databases));
+    });
+
+  program.command("restore")
+    .description("Restore a database (latest state or a point in time), verified, atomically.")
+    .argument("<NAME>", "name of the backed-up database")
+    .requiredOption("-o, --output <PATH>", "where to write the restored database")
+    .addOption(backupOption())
+    .addOption(endpointOption())
+    .option("--point-in-time <ISO8601>", "restore the state as of this time (default: latest)")
+    .option("--force", "replace the output file if it exists")
+    .option("--if-db-not-exists", "do nothing (exit 0) if the output file already exists")
+    .option("--if-replica-exists", "do nothing (exit 0) if there is no backup of NAME")
+    .option("--json", "print the result as JSON")
+    .action(async (name: string, opts) => {
+      const pointInTime = opts.pointInTime === undefined ? undefined : parseTime(opts.pointInTime);
+      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const result = await restoreCommand(store, name, {
+        output: opts.output,
+        pointInTime,
+        force: opts.force,
+        ifDbNotExists: opts.ifDbNotExists,
+        ifReplicaExists: opts.ifReplicaExists,
+      });
+      if (opts.json) print(JSON.stringify(result));
+      else if (result.skipped) print(`restore ${name}: skipped (${result.skipped})`);
+      else {
+        print(
+          `restored ${name} to ${result.output}: generation ${result.generation}, state as of ${result.time}, ` +
+            `${result.segments} segment(s), ${result.size} bytes`,
+        );
+      }
+    });
+  return program;
+}
+
+/** Runs the CLI with `args`; returns the exit code. */
+export async function run(args: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(args, { from: "user" });
+    return ExitCode.Ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (
+        e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help"
+      ) {
+        return ExitCode.Ok;
+      }
+      return ExitCode.Usage;
+    }
+    if (e instanceof WalsyncError) {
+      log.error(redact(e.message));
+      return e.exitCode;
+    }
+    log.error(`internal error: ${redact(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
+    return ExitCode.Internal;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await run(Deno.args));
+}

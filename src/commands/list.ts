@@ -1,0 +1,92 @@
+/**
+ * `walsync list`: what is backed up, per database: its generations, latest snapshot and the time
+ * range it can be restored to.
+ * @module
+ */
+import { readCatalog, restorableRange } from "../catalog.ts";
+import type { Store } from "../storage/store.ts";
+
+/** One generation in `list --json`. */
+export interface ListedGeneration {
+  generation: number;
+  snapshots: number;
+  segments: number;
+  /** Total bytes stored for this generation. */
+  bytes: number;
+  /** Restorable time range (ISO 8601), or null if the generation has no snapshot. */
+  restorableFrom: string | null;
+  restorableTo: string | null;
+}
+
+/** One database in `list --json` (shape documented in the README; stable). */
+export interface ListedDatabase {
+  name: string;
+  latestSnapshot: { key: string; generation: number; time: string; size: number } | null;
+  /** The newest generation (the one a latest restore uses). */
+  generation: number | null;
+  restorableFrom: string | null;
+  restorableTo: string | null;
+  generations: ListedGeneration[];
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** Lists every database in `store`. */
+export async function listCommand(store: Store): Promise<ListedDatabase[]> {
+  const catalogs = await readCatalog(store);
+  return catalogs.map((db) => {
+    const generations = db.generations.map((g): ListedGeneration => {
+      const range = restorableRange(g);
+      return {
+        generation: g.generation,
+        snapshots: g.snapshots.length,
+        segments: g.segments.length,
+        bytes: [...g.snapshots, ...g.segments].reduce((n, o) => n + o.size, 0),
+        restorableFrom: iso(range?.from),
+        restorableTo: iso(range?.to),
+      };
+    });
+    const withSnapshots = db.generations.filter((g) => g.snapshots.length > 0);
+    const newest = withSnapshots.at(-1);
+    const latest = newest?.snapshots.at(-1);
+    const ranges = withSnapshots.map(restorableRange).filter((r) => r !== null);
+    return {
+      name: db.name,
+      latestSnapshot: latest
+        ? { key: latest.key, generation: latest.generation, time: iso(latest.time)!, size: latest.size }
+        : null,
+      generation: newest?.generation ?? null,
+      restorableFrom: iso(ranges.length ? Math.min(...ranges.map((r) => r.from)) : undefined),
+      restorableTo: iso(ranges.length ? Math.max(...ranges.map((r) => r.to)) : undefined),
+      generations,
+    };
+  });
+}
+
+/** Formats the list as an aligned text table for humans. */
+export function formatListTable(databases: ListedDatabase[]): string {
+  if (databases.length === 0) return "no backups found\n";
+  const rows = [[
+    "NAME",
+    "GENERATION",
+    "LATEST SNAPSHOT",
+    "SIZE",
+    "SEGMENTS",
+    "RESTORABLE FROM",
+    "RESTORABLE TO",
+  ]];
+  for (const db of databases) {
+    const newest = db.generations.find((g) => g.generation === db.generation);
+    rows.push([
+      db.name,
+      db.generation === null ? "-" : String(db.generation).padStart(8, "0"),
+      db.latestSnapshot?.time ?? "-",
+      db.latestSnapshot ? String(db.latestSnapshot.size) : "-",
+      String(newest?.segments ?? 0),
+      db.restorableFrom ?? "-",
+      db.restorableTo ?? "-",
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n";
+}

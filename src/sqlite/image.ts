@@ -1,0 +1,247 @@
+/**
+ * A consistent, streamable image of a live database: the database file with every committed WAL
+ * frame laid over it, exactly what a full checkpoint would produce (DESIGN.md §5).
+ *
+ * For a WAL database the position is fixed under a short write-lock barrier: a read-only
+ * connection starts its read transaction while BEGIN IMMEDIATE is held on another, and the WAL is
+ * scanned up to its last commit; the lock is then released and the image is streamed under the
+ * read transaction alone, which keeps the frames it needs from being checkpointed or overwritten.
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import { WalsyncError } from "../errors.ts";
+import type { ByteSource } from "../storage/upload.ts";
+import {
+  type Checksum,
+  frameOffset,
+  readAt,
+  readWalHeader,
+  scanWal,
+  startOf,
+  verifyFrame,
+  WAL_FRAME_HEADER_SIZE,
+  type WalHeader,
+  type WalPosition,
+} from "../wal.ts";
+import { beginRead, endTransaction, openReader, openWriter, readDbHeader, tryWriteLock } from "./database.ts";
+
+/** Where a WAL frame that overrides a database page lives, and how to re-verify it. */
+export interface OverlayFrame {
+  frameNo: number;
+  before: Checksum;
+  after: Checksum;
+}
+
+/** An image of the database at one committed WAL position. */
+export interface DatabaseImage extends ByteSource {
+  path: string;
+  pageSize: number;
+  pageCount: number;
+  /** "wal" or "rollback" (journal mode from the header). */
+  mode: "wal" | "rollback";
+  /** The WAL header at the position, or null when the WAL is absent or empty. */
+  walHeader: WalHeader | null;
+  /** The WAL position the image corresponds to (null when there was no valid WAL). */
+  position: WalPosition | null;
+}
+
+/** Pages read from the database file per read call when streaming an image. */
+const CHUNK_PAGES = 64;
+
+/**
+ * Builds the image of `path` given a WAL scan result. The caller must hold a read transaction that
+ * pins the position for as long as the image is streamed.
+ */
+export function imageFromScan(args: {
+  path: string;
+  pageSize: number;
+  pageCount: number;
+  mode: "wal" | "rollback";
+  walHeader: WalHeader | null;
+  position: WalPosition | null;
+  overlay: Map<number, OverlayFrame>;
+}): DatabaseImage {
+  const { path, pageSize, pageCount, walHeader, overlay } = args;
+  return {
+    ...args,
+    size: pageSize * pageCount,
+    stream: () => streamImage(path, pageSize, pageCount, walHeader, overlay),
+  };
+}
+
+function streamImage(
+  path: string,
+  pageSize: number,
+  pageCount: number,
+  walHeader: WalHeader | null,
+  overlay: Map<number, OverlayFrame>,
+): ReadableStream<Uint8Array> {
+  let db: Deno.FsFile | undefined;
+  let wal: Deno.FsFile | undefined;
+  let nextPage = 1;
+  const frame = new Uint8Array(WAL_FRAME_HEADER_SIZE + pageSize);
+  const close = () => {
+    db?.close();
+    wal?.close();
+    db = wal = undefined;
+  };
+  return new ReadableStream<Uint8Array>({
+    async start() {
+      db = await Deno.open(path, { read: true });
+      if (walHeader && overlay.size > 0) wal = await Deno.open(path + "-wal", { read: true });
+    },
+    async pull(controller) {
+      try {
+        if (nextPage > pageCount) {
+          close();
+          controller.close();
+          return;
+        }
+        const pages = Math.min(CHUNK_PAGES, pageCount - nextPage + 1);
+        const chunk = new Uint8Array(pages * pageSize);
+        const got = await readAt(db!, (nextPage - 1) * pageSize, chunk);
+        for (let i = 0; i < pages; i++) {
+          const pgno = nextPage + i;
+          const over = overlay.get(pgno);
+          if (over && wal && walHeader) {
+            const n = await readAt(wal, frameOffset(over.frameNo, pageSize), frame);
+            const ok = n === frame.byteLength &&
+              verifyFrame(frame, walHeader, walHeader.bigEndian, over.before);
+            if (ok && ok.checksum[0] === over.after[0] && ok.checksum[1] === over.after[1]) {
+              chunk.set(frame.subarray(WAL_FRAME_HEADER_SIZE), i * pageSize);
+              continue;
+            }
+            // The frame was overwritten by a WAL restart. SQLite only restarts the WAL under our read
+            // transaction if the WAL had been fully checkpointed when it began, so the database file
+            // already holds this page.
+          }
+          if ((i + 1) * pageSize > got) {
+            throw new WalsyncError(
+              `${path}: page ${pgno} is missing from the database file (file shorter than the database)`,
+            );
+          }
+        }
+        nextPage += pages;
+        controller.enqueue(chunk);
+      } catch (e) {
+        close();
+        throw e;
+      }
+    },
+    cancel() {
+      close();
+    },
+  });
+}
+
+/** A held consistent view of a database; release it when the image has been streamed. */
+export interface HeldImage {
+  image: DatabaseImage;
+  /** Ends the read transaction and closes the connections. */
+  release(): void;
+}
+
+/**
+ * Opens a consistent image of the live database at `path` (WAL or rollback-journal mode).
+ * Holds a read transaction until `release()`; the write lock only for the WAL scan.
+ */
+export async function openConsistentImage(path: string): Promise<HeldImage> {
+  const header = await readDbHeader(path);
+  const reader = openReader(path);
+  let writer: DatabaseSync | undefined;
+  try {
+    if (header.writeVersion !== 2) {
+      // Rollback journal: a read transaction (SHARED lock) keeps writers from changing the file.
+      beginRead(reader);
+      const current = await readDbHeader(path);
+      const fileSize = (await Deno.stat(path)).size;
+      const pageCount = current.pageCount ?? Math.floor(fileSize / current.pageSize);
+      const image = imageFromScan({
+        path,
+        pageSize: current.pageSize,
+        pageCount,
+        mode: "rollback",
+        walHeader: null,
+        position: null,
+        overlay: new Map(),
+      });
+      return { image, release: () => closeAll(reader) };
+    }
+    writer = openWriter(path);
+    if (!tryWriteLock(writer)) {
+      throw new WalsyncError(
+        `${path} stayed write-locked by another connection; could not take a consistent snapshot`,
+      );
+    }
+    let image: DatabaseImage;
+    try {
+      beginRead(reader);
+      image = await scanImage(path);
+    } finally {
+      endTransaction(writer);
+      writer.close();
+      writer = undefined;
+    }
+    return { image, release: () => closeAll(reader) };
+  } catch (e) {
+    if (writer) closeAll(writer);
+    closeAll(reader);
+    throw e;
+  }
+}
+
+/**
+ * Scans the WAL of `path` to its last commit and builds the image at that position. Must be called
+ * while the caller's read transaction and the write lock make that position the reader's snapshot.
+ */
+export async function scanImage(path: string): Promise<DatabaseImage> {
+  const dbHeader = await readDbHeader(path);
+  const overlay = new Map<number, OverlayFrame>();
+  let walHeader: WalHeader | null = null;
+  let position: WalPosition | null = null;
+  let commitSize: number | null = null;
+  let wal: Deno.FsFile | undefined;
+  try {
+    wal = await Deno.open(path + "-wal", { read: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (wal) {
+    try {
+      walHeader = await readWalHeader(wal);
+      if (walHeader) {
+        // Frames join the overlay only once their transaction's commit frame has been seen.
+        let pending: { pgno: number; frame: OverlayFrame }[] = [];
+        const scan = await scanWal(wal, walHeader, startOf(walHeader), (f) => {
+          pending.push({ pgno: f.pgno, frame: { frameNo: f.frameNo, before: f.before, after: f.after } });
+          if (f.commitSize !== 0) {
+            for (const p of pending) overlay.set(p.pgno, p.frame);
+            pending = [];
+          }
+        });
+        position = scan.end;
+        commitSize = scan.commitSize;
+      }
+    } finally {
+      wal.close();
+    }
+  }
+  let pageCount = commitSize;
+  let pageSize = walHeader?.pageSize ?? dbHeader.pageSize;
+  if (pageCount === null) {
+    const fileSize = (await Deno.stat(path)).size;
+    pageSize = dbHeader.pageSize;
+    pageCount = dbHeader.pageCount ?? Math.floor(fileSize / pageSize);
+    if (walHeader && walHeader.pageSize !== pageSize) walHeader = null;
+  }
+  return imageFromScan({ path, pageSize, pageCount, mode: "wal", walHeader, position, overlay });
+}
+
+function closeAll(db: DatabaseSync): void {
+  try {
+    endTransaction(db);
+  } catch { /* closing anyway */ }
+  try {
+    db.close();
+  } catch { /* already closed */ }
+}

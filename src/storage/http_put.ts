@@ -1,0 +1,93 @@
+/**
+ * A streaming HTTP PUT with a known Content-Length.
+ *
+ * `fetch` in Deno sends a ReadableStream body with chunked transfer encoding, which S3 rejects
+ * (411 MissingContentLength); node:http sends the body as written with the length we declare,
+ * with back-pressure, so nothing is buffered whole.
+ * @module
+ */
+import http from "node:http";
+import https from "node:https";
+
+/** The server's answer to a PUT. */
+export interface PutResponse {
+  status: number;
+  headers: Headers;
+  /** The response body (S3 sends a small XML document on errors). */
+  text: string;
+}
+
+/**
+ * PUTs `size` bytes from `body` to `url` with `headers`.
+ * Rejects on network errors; HTTP error statuses are returned, not thrown.
+ */
+export function streamingPut(
+  url: string,
+  headers: Record<string, string>,
+  body: ReadableStream<Uint8Array>,
+  size: number,
+): Promise<PutResponse> {
+  const target = new URL(url);
+  const transport = target.protocol === "https:" ? https : http;
+  return new Promise<PutResponse>((resolve, reject) => {
+    let settled = false;
+    const fail = (e: unknown) => {
+      if (settled) return;
+      settled = true;
+      body.cancel().catch(() => {});
+      reject(e);
+    };
+    const request = transport.request(target, {
+      method: "PUT",
+      headers: { ...headers, "content-length": String(size) },
+    }, (response) => {
+      const chunks: Uint8Array[] = [];
+      response.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+      response.on("error", fail);
+      response.on("end", () => {
+        if (settled) return;
+        settled = true;
+        const responseHeaders = new Headers();
+        for (const [name, value] of Object.entries(response.headers)) {
+          if (typeof value === "string") responseHeaders.set(name, value);
+        }
+        resolve({
+          status: response.statusCode ?? 0,
+          headers: responseHeaders,
+          text: new TextDecoder().decode(concat(chunks)),
+        });
+      });
+    });
+    request.on("error", fail);
+    (async () => {
+      const reader = body.getReader();
+      try {
+        while (true) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (!request.write(value)) {
+            await new Promise<void>((ok, ko) => {
+              request.once("drain", ok);
+              request.once("error", ko);
+            });
+          }
+        }
+        request.end();
+      } catch (e) {
+        request.destroy(e as Error);
+        fail(e);
+      }
+    })();
+  });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}

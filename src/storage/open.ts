@@ -1,0 +1,36 @@
+/**
+ * Opens the store for a backup URL, taking S3 settings from the environment (DESIGN.md §1).
+ * @module
+ */
+import { parseBackupUrl } from "../url.ts";
+import { FileStore } from "./file.ts";
+import { S3Store } from "./s3.ts";
+import type { Store } from "./store.ts";
+
+/** Options that override the environment. */
+export interface StoreOptions {
+  /** S3 endpoint URL; overrides AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL. */
+  endpoint?: string;
+  /** Environment to read; defaults to the process environment. */
+  env?: (name: string) => string | undefined;
+}
+
+/**
+ * Opens the store for `url` (`s3://bucket[/prefix]` or `file:///dir`).
+ * Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), the
+ * endpoint from `--endpoint` or AWS_ENDPOINT_URL_S3, the region from AWS_REGION (default us-east-1).
+ */
+export function openStore(url: string, options: StoreOptions = {}): Store {
+  const env = options.env ?? ((name: string) => Deno.env.get(name));
+  const location = parseBackupUrl(url);
+  if (location.kind === "file") return new FileStore(location.dir);
+  return new S3Store({
+    bucket: location.bucket,
+    prefix: location.prefix,
+    endpoint: options.endpoint || env("AWS_ENDPOINT_URL_S3") || env("AWS_ENDPOINT_URL") || undefined,
+    region: env("AWS_REGION") || env("AWS_DEFAULT_REGION") || "us-east-1",
+    accessKeyId: env("AWS_ACCESS_KEY_ID"),
+    secretAccessKey: env("AWS_SECRET_ACCESS_KEY"),
+    sessionToken: env("AWS_SESSION_TOKEN"),
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * The storage-backend interface: the five operations walsync needs from any object store.
+ * Implementations: {@link ../storage/s3.ts} (S3-compatible) and {@link ../storage/file.ts} (a local
+ * directory). Keys are relative to the backup location (bucket prefix or directory) and use "/".
+ * Metadata keys are given without the `x-amz-meta-` prefix and in lower case (e.g. `sha256`).
+ * @module
+ */
+
+/** What a HEAD returns. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** User metadata, keys lower case without the `x-amz-meta-` prefix. */
+  metadata: Record<string, string>;
+}
+
+/** One entry of a listing. */
+export interface ListedObject {
+  key: string;
+  size: number;
+}
+
+/** What a GET returns: the body as a stream plus what a HEAD would have said. */
+export interface ObjectData extends ObjectInfo {
+  body: ReadableStream<Uint8Array>;
+}
+
+/** A narrow object-store interface (put, get, head, list, delete). */
+export interface Store {
+  /** The backup URL this store serves, for messages. Never contains credentials. */
+  readonly url: string;
+  /**
+   * Stores `size` bytes from `body` under `key` with `metadata`, replacing any object there.
+   * Rejects if the body does not have exactly `size` bytes.
+   */
+  put(
+    key: string,
+    body: ReadableStream<Uint8Array>,
+    size: number,
+    metadata: Record<string, string>,
+  ): Promise<void>;
+  /** Streams an object. Throws a not-found WalsyncError if it does not exist. */
+  get(key: string): Promise<ObjectData>;
+  /** Metadata of an object, or null if it does not exist. */
+  head(key: string): Promise<ObjectInfo | null>;
+  /** All objects whose key starts with `prefix`, in lexicographic key order. */
+  list(prefix: string): AsyncIterable<ListedObject>;
+  /** Deletes an object; deleting a missing object is not an error. */
+  delete(key: string): Promise<void>;
+}
