@@ -1,0 +1,197 @@
+/**
+ * Test helpers: run the real CLI as a subprocess, make backup locations on the real S3 server
+ * (Ceph RGW started by scripts/test.sh, or any endpoint in the environment) and in temporary
+ * directories, and drive independent SQLite writers (Python, sqlite3 CLI).
+ */
+import { fileURLToPath } from "node:url";
+import { createHash } from "node:crypto";
+
+export const REPO = fileURLToPath(new URL("..", import.meta.url));
+export const MAIN = `${REPO}main.ts`;
+export const WRITER = `${REPO}tests/fixtures/writer.py`;
+
+/** The result of running a command. */
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `walsync ARGS` as a separate process (deno run -A main.ts). */
+export async function walsync(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, ...args],
+    env: { NO_COLOR: "1", ...options.env },
+    cwd: options.cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const result = { code: out.code, stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
+  logOutput(args, result);
+  return result;
+}
+
+/** Every output of the CLI in the suite is appended here (for the secret-leak check). */
+export const OUTPUT_LOG = Deno.env.get("WALSYNC_TEST_OUTPUT_LOG");
+
+function logOutput(args: string[], run: Run): void {
+  if (!OUTPUT_LOG) return;
+  Deno.writeTextFileSync(OUTPUT_LOG, `$ walsync ${args.join(" ")}\n${run.stdout}${run.stderr}\n`, { append: true });
+}
+
+/** Runs any program; returns its output. */
+export async function sh(cmd: string, args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Run> {
+  const out = await new Deno.Command(cmd, { args, env: options.env, cwd: options.cwd, stdout: "piped", stderr: "piped" })
+    .output();
+  return { code: out.code, stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
+}
+
+/** Runs a program and throws unless it exits 0; returns stdout. */
+export async function mustRun(cmd: string, args: string[], options: { env?: Record<string, string> } = {}): Promise<string> {
+  const r = await sh(cmd, args, options);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Runs the test writer (tests/fixtures/writer.py). */
+export function writer(...args: string[]): Promise<string> {
+  return mustRun("python3", [WRITER, ...args]);
+}
+
+/** Runs SQL through the sqlite3 CLI (a separate process). */
+export function sqlite3(db: string, sql: string): Promise<string> {
+  return mustRun("sqlite3", [db, sql]);
+}
+
+/** SHA-256 of a file, hex. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of (await Deno.open(path)).readable) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+/** Asserts two files are byte-for-byte identical (same length, same bytes). */
+export async function filesEqual(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([Deno.readFile(a), Deno.readFile(b)]);
+  return x.byteLength === y.byteLength && x.every((v, i) => v === y[i]);
+}
+
+/** A fresh temporary directory, removed by the returned disposer. */
+export async function tempDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "walsync-test-" });
+}
+
+/** S3 settings for tests: from the environment set by scripts/test.sh (or by the user). */
+export function s3Settings(): { endpoint: string; bucket: string; env: Record<string, string> } {
+  const endpoint = Deno.env.get("WALSYNC_TEST_S3_ENDPOINT");
+  if (!endpoint) {
+    throw new Error("WALSYNC_TEST_S3_ENDPOINT is not set: run the suite with scripts/test.sh (it starts Ceph RGW)");
+  }
+  const env: Record<string, string> = {
+    AWS_ACCESS_KEY_ID: Deno.env.get("AWS_ACCESS_KEY_ID") ?? "",
+    AWS_SECRET_ACCESS_KEY: Deno.env.get("AWS_SECRET_ACCESS_KEY") ?? "",
+    AWS_ENDPOINT_URL_S3: endpoint,
+    AWS_REGION: Deno.env.get("AWS_REGION") ?? "us-east-1",
+  };
+  return { endpoint, bucket: Deno.env.get("WALSYNC_TEST_BUCKET") ?? "walsync-test", env };
+}
+
+/** A backup location to test against. */
+export interface Backend {
+  label: "s3" | "file";
+  url: string;
+  /** Environment for the CLI (S3 credentials and endpoint). */
+  env: Record<string, string>;
+  /** For s3: the bucket and key prefix; for file: the directory. */
+  bucket?: string;
+  prefix?: string;
+  dir?: string;
+}
+
+/** A fresh, empty backup location: a random prefix in the test bucket, or a new temporary directory. */
+export async function freshBackend(label: "s3" | "file"): Promise<Backend> {
+  if (label === "s3") {
+    const s3 = s3Settings();
+    const prefix = `t-${crypto.randomUUID().slice(0, 12)}`;
+    return { label, url: `s3://${s3.bucket}/${prefix}`, env: s3.env, bucket: s3.bucket, prefix };
+  }
+  const dir = `${await tempDir()}/backups`;
+  return { label, url: `file://${dir}`, env: {}, dir };
+}
+
+/** Runs the aws CLI (an independent S3 client) against the test endpoint. */
+export async function aws(args: string[]): Promise<string> {
+  const s3 = s3Settings();
+  return await mustRun("aws", ["--endpoint-url", s3.endpoint, ...args], {
+    env: { ...s3.env, AWS_DEFAULT_REGION: s3.env.AWS_REGION, AWS_PAGER: "" },
+  });
+}
+
+/** Keys of all objects under a backend (through the aws CLI for S3, the file system for file://). */
+export async function listKeys(backend: Backend): Promise<string[]> {
+  if (backend.label === "s3") {
+    const out = await aws(["s3api", "list-objects-v2", "--bucket", backend.bucket!, "--prefix", backend.prefix + "/"]);
+    if (!out.trim()) return [];
+    return (JSON.parse(out).Contents ?? []).map((o: { Key: string }) => o.Key.slice(backend.prefix!.length + 1)).sort();
+  }
+  const keys: string[] = [];
+  const walk = async (dir: string, rel: string) => {
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (e.isDirectory) await walk(`${dir}/${e.name}`, `${rel}${e.name}/`);
+        else keys.push(`${rel}${e.name}`);
+      }
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  };
+  await walk(backend.dir!, "");
+  return keys.sort();
+}
+
+/** Downloads an object to a local file, through an independent path (aws CLI or a plain copy). */
+export async function fetchObject(backend: Backend, key: string, to: string): Promise<void> {
+  if (backend.label === "s3") await aws(["s3api", "get-object", "--bucket", backend.bucket!, "--key", `${backend.prefix}/${key}`, to]);
+  else await Deno.copyFile(`${backend.dir}/${key}`, to);
+}
+
+/** User metadata of an object as a second client sees it (aws s3api head-object, or the sidecar). */
+export async function objectMetadata(backend: Backend, key: string): Promise<Record<string, string>> {
+  if (backend.label === "s3") {
+    return JSON.parse(await aws(["s3api", "head-object", "--bucket", backend.bucket!, "--key", `${backend.prefix}/${key}`]))
+      .Metadata;
+  }
+  return JSON.parse(await Deno.readTextFile(`${backend.dir}/${key}.meta.json`)).metadata;
+}
+
+/** Replaces an object's content, keeping its metadata (to inject corruption). */
+export async function replaceObject(backend: Backend, key: string, from: string): Promise<void> {
+  if (backend.label === "s3") {
+    const meta = await objectMetadata(backend, key);
+    await aws([
+      "s3api", "put-object", "--bucket", backend.bucket!, "--key", `${backend.prefix}/${key}`, "--body", from,
+      "--metadata", JSON.stringify(meta),
+    ]);
+  } else {
+    await Deno.copyFile(from, `${backend.dir}/${key}`);
+  }
+}
+
+/** Flips one byte of a local file at `offset`. */
+export async function flipByte(path: string, offset: number): Promise<void> {
+  const file = await Deno.open(path, { read: true, write: true });
+  const b = new Uint8Array(1);
+  await file.seek(offset, Deno.SeekMode.Start);
+  await file.read(b);
+  b[0] ^= 0xff;
+  await file.seek(offset, Deno.SeekMode.Start);
+  await file.write(b);
+  file.close();
+}
+
+/** Files in a directory (to check that nothing was left behind). */
+export async function filesIn(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  return names.sort();
+}
