@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The one command that runs the whole test suite: scripts/test.sh [extra `deno test` args]
+# - Deno comes from scripts/deno.sh (pinned, installed on first use).
+# - S3: a local Ceph RGW from scripts/rgw.sh, unless WALSYNC_TEST_S3_ENDPOINT is already set, in
+#   which case that endpoint is used with the caller's AWS_* credentials and WALSYNC_TEST_BUCKET.
+# - The output is also written to a log file in a temp dir; the last line is `N passed, M failed`
+#   (the CI harness looks for it). Exits with deno test's exit code.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+export NO_COLOR=1              # plain output: parseable, readable in CI logs
+export DENO_NO_UPDATE_CHECK=1  # the update host is unreachable here
+export DENO_NO_PROMPT=1        # never wait for input (CI has no stdin)
+
+scripts/deno.sh --version >/dev/null # install Deno first so its chatter is not mixed into test output
+
+if [ -z "${WALSYNC_TEST_S3_ENDPOINT:-}" ]; then
+  scripts/rgw.sh ensure
+  eval "$(scripts/rgw.sh env)"
+  export WALSYNC_TEST_S3_ENDPOINT=$AWS_ENDPOINT_URL_S3
+else
+  # The caller's own S3: keep their credentials; fill in what the tests need.
+  export AWS_ENDPOINT_URL_S3=${AWS_ENDPOINT_URL_S3:-$WALSYNC_TEST_S3_ENDPOINT}
+  export AWS_REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-us-east-1}}
+  export WALSYNC_TEST_BUCKET=${WALSYNC_TEST_BUCKET:-walsync-test}
+  if [ -z "${AWS_ACCESS_KEY_ID:-}" ] || [ -z "${AWS_SECRET_ACCESS_KEY:-}" ]; then
+    echo "test.sh: warning: WALSYNC_TEST_S3_ENDPOINT is set but AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not" >&2
+  fi
+fi
+echo "test.sh: S3 $WALSYNC_TEST_S3_ENDPOINT, bucket $WALSYNC_TEST_BUCKET" >&2
+
+args=(test -A)
+[ -f deno.lock ] && args+=(--frozen) # CI must test exactly the locked dependencies
+args+=(tests/ "$@")
+
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/walsync-test.XXXXXX")
+log=$logdir/deno-test.log
+set +e
+scripts/deno.sh "${args[@]}" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+
+# deno test's closing line: `ok | 12 passed | 0 failed (3s)` or `FAILED | 10 passed (2 steps) | 2 failed ...`
+# (ANSI codes stripped in case colour was forced on anyway).
+summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n1 || true)
+passed=$(sed -nE 's/.*\| ([0-9]+) passed.*/\1/p' <<<"$summary")
+failed=$(sed -nE 's/.*\| ([0-9]+) failed.*/\1/p' <<<"$summary")
+if [ -z "$passed" ] || [ -z "$failed" ]; then
+  passed=0 failed=1 # no summary: type-check/lockfile/startup error, or a crash
+elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  failed=1 # deno failed after all tests passed (e.g. an error after the summary): never report green
+fi
+echo "test.sh: log in $log (exit code $rc)" >&2
+echo "$passed passed, $failed failed"
+exit "$rc"
