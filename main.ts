@@ -10,6 +10,8 @@ import { redact } from "./src/redact.ts";
 import { formatListTable, listCommand } from "./src/commands/list.ts";
 import { restoreCommand } from "./src/commands/restore.ts";
 import { snapshotCommand } from "./src/commands/snapshot.ts";
+import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
+import { parseTargets } from "./src/watch/targets.ts";
 import { openStore } from "./src/storage/open.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 
@@ -30,6 +32,12 @@ function parseTime(text: string): number {
     throw usageError(`invalid --point-in-time "${text}": expected ISO 8601, e.g. 2026-11-24T10:30:00Z`);
   }
   return ms;
+}
+
+function seconds(text: string, option: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) throw usageError(`invalid ${option} "${text}": expected a positive number`);
+  return value;
 }
 
 /** Builds the command tree. */
@@ -64,6 +72,26 @@ export function buildProgram(): Command {
           ? JSON.stringify(result)
           : `snapshot ${result.name} generation ${result.generation}: ${result.key} (${result.size} bytes, sha256 ${result.sha256})`,
       );
+    });
+
+  program.command("watch")
+    .description("Continuously replicate one or more WAL-mode databases until SIGINT/SIGTERM.")
+    .argument("<DB...>", "database paths, each optionally with a name: path[:name]")
+    .addOption(backupOption())
+    .addOption(endpointOption())
+    .option("--sync-interval <SECS>", "how often committed WAL frames are shipped", "1")
+    .option("--snapshot-interval <SECS>", "how often a full snapshot is taken", "3600")
+    .option("--checkpoint-frames <N>", "checkpoint when the WAL holds this many frames", String(WATCH_DEFAULTS.checkpointFrames))
+    .action(async (dbs: string[], opts) => {
+      const targets = parseTargets(dbs);
+      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const code = await watchCommand(store, targets, {
+        ...WATCH_DEFAULTS,
+        syncIntervalMs: seconds(opts.syncInterval, "--sync-interval") * 1000,
+        snapshotIntervalMs: seconds(opts.snapshotInterval, "--snapshot-interval") * 1000,
+        checkpointFrames: Math.round(seconds(opts.checkpointFrames, "--checkpoint-frames")),
+      });
+      if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);
     });
 
   program.command("list")

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { closeSync, openSync, readSync } from "node:fs";
+
 export const WAL_HEADER_SIZE = 32;
 export const WAL_FRAME_HEADER_SIZE = 24;
 const WAL_MAGIC_LE = 0x377f0682;
@@ -162,29 +164,55 @@ export interface ScannedFrame {
   after: Checksum;
 }
 
-/** Reads exactly `length` bytes at `offset` or fewer at end of file; returns how many were read. */
-export async function readAt(file: Deno.FsFile, offset: number, into: Uint8Array): Promise<number> {
-  await file.seek(offset, Deno.SeekMode.Start);
+/**
+ * Positional read (pread) into `into` from `offset` of descriptor `fd`; returns how many bytes were
+ * read (fewer at end of file).
+ *
+ * Uses node:fs's synchronous pread on a plain descriptor: Deno.FsFile's seek/read close a cloned
+ * descriptor internally, which silently drops every POSIX lock the process holds on the file,
+ * SQLite's included (measured: a seek on our own descriptor of the database released the SHARED
+ * lock of walsync's read transaction). Reads are of local, usually cached files and small chunks.
+ */
+export function readAt(fd: number, offset: number, into: Uint8Array): number {
   let total = 0;
   while (total < into.byteLength) {
-    const n = await file.read(into.subarray(total));
-    if (n === null || n === 0) break;
+    const n = readSync(fd, into, total, into.byteLength - total, offset + total);
+    if (n === 0) break;
     total += n;
   }
   return total;
 }
 
+/** Opens a file for reading as a plain descriptor; null if it does not exist. */
+export function openForRead(path: string): number | null {
+  try {
+    return openSync(path, "r");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+/** Closes a descriptor from {@link openForRead}. */
+export function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch { /* already closed */ }
+}
+
 /**
  * Scans valid frames after `from` (a position in the cycle of `header`), in batches, calling
- * `onFrame` for each valid frame, and stops at the first invalid or missing one.
+ * `onFrame` for each valid frame, and stops at the first invalid or missing one (or after frame
+ * `untilFrame`).
  * Returns the position after the last valid **commit** frame (or `from` if there is none) and
  * the number of valid frames read past it (uncommitted frames are never part of the result).
  */
 export async function scanWal(
-  file: Deno.FsFile,
+  file: number,
   header: WalHeader,
   from: WalPosition,
   onFrame?: (frame: ScannedFrame, bytes: Uint8Array) => void,
+  untilFrame = Number.POSITIVE_INFINITY,
 ): Promise<{ end: WalPosition; commitSize: number | null; pendingFrames: number }> {
   const frameSize = WAL_FRAME_HEADER_SIZE + header.pageSize;
   const batchFrames = Math.max(1, Math.floor((1 << 20) / frameSize));
@@ -195,9 +223,10 @@ export async function scanWal(
   let commitSize: number | null = null;
   let pending = 0;
   scanning: while (true) {
-    const got = await readAt(file, frameOffset(frameNo + 1, header.pageSize), buffer);
+    const got = readAt(file, frameOffset(frameNo + 1, header.pageSize), buffer);
     const whole = Math.floor(got / frameSize);
     for (let i = 0; i < whole; i++) {
+      if (frameNo >= untilFrame) break scanning;
       const bytes = buffer.subarray(i * frameSize, (i + 1) * frameSize);
       const verified = verifyFrame(bytes, header, header.bigEndian, seed);
       if (!verified) break scanning;
@@ -222,10 +251,10 @@ export async function scanWal(
   return { end, commitSize, pendingFrames: pending };
 }
 
-/** Reads and verifies the header of the WAL file at `path`; null if absent, short or invalid. */
-export async function readWalHeader(file: Deno.FsFile): Promise<WalHeader | null> {
+/** Reads and verifies the header of an open WAL file; null if short or invalid. */
+export function readWalHeader(fd: number): WalHeader | null {
   const bytes = new Uint8Array(WAL_HEADER_SIZE);
-  const n = await readAt(file, 0, bytes);
+  const n = readAt(fd, 0, bytes);
   return n === WAL_HEADER_SIZE ? parseWalHeader(bytes) : null;
 }
 

@@ -13,7 +13,9 @@ import { WalsyncError } from "../errors.ts";
 import type { ByteSource } from "../storage/upload.ts";
 import {
   type Checksum,
+  closeFd,
   frameOffset,
+  openForRead,
   readAt,
   readWalHeader,
   scanWal,
@@ -23,7 +25,7 @@ import {
   type WalHeader,
   type WalPosition,
 } from "../wal.ts";
-import { beginRead, endTransaction, openReader, openWriter, readDbHeader, tryWriteLock } from "./database.ts";
+import { beginRead, DbFile, endTransaction, openReader, openWriter, tryWriteLock } from "./database.ts";
 
 /** Where a WAL frame that overrides a database page lives, and how to re-verify it. */
 export interface OverlayFrame {
@@ -34,7 +36,7 @@ export interface OverlayFrame {
 
 /** An image of the database at one committed WAL position. */
 export interface DatabaseImage extends ByteSource {
-  path: string;
+  dbFile: DbFile;
   pageSize: number;
   pageCount: number;
   /** "wal" or "rollback" (journal mode from the header). */
@@ -53,7 +55,7 @@ const CHUNK_PAGES = 64;
  * pins the position for as long as the image is streamed.
  */
 export function imageFromScan(args: {
-  path: string;
+  dbFile: DbFile;
   pageSize: number;
   pageCount: number;
   mode: "wal" | "rollback";
@@ -61,34 +63,33 @@ export function imageFromScan(args: {
   position: WalPosition | null;
   overlay: Map<number, OverlayFrame>;
 }): DatabaseImage {
-  const { path, pageSize, pageCount, walHeader, overlay } = args;
+  const { dbFile, pageSize, pageCount, walHeader, overlay } = args;
   return {
     ...args,
     size: pageSize * pageCount,
-    stream: () => streamImage(path, pageSize, pageCount, walHeader, overlay),
+    stream: () => streamImage(dbFile, pageSize, pageCount, walHeader, overlay),
   };
 }
 
 function streamImage(
-  path: string,
+  dbFile: DbFile,
   pageSize: number,
   pageCount: number,
   walHeader: WalHeader | null,
   overlay: Map<number, OverlayFrame>,
 ): ReadableStream<Uint8Array> {
-  let db: Deno.FsFile | undefined;
-  let wal: Deno.FsFile | undefined;
+  const path = dbFile.path;
+  let wal: number | null = null;
   let nextPage = 1;
   const frame = new Uint8Array(WAL_FRAME_HEADER_SIZE + pageSize);
+  // The database descriptor is shared and stays open (see DbFile); only the WAL's is ours.
   const close = () => {
-    db?.close();
-    wal?.close();
-    db = wal = undefined;
+    if (wal !== null) closeFd(wal);
+    wal = null;
   };
   return new ReadableStream<Uint8Array>({
     async start() {
-      db = await Deno.open(path, { read: true });
-      if (walHeader && overlay.size > 0) wal = await Deno.open(path + "-wal", { read: true });
+      if (walHeader && overlay.size > 0) wal = openForRead(path + "-wal");
     },
     async pull(controller) {
       try {
@@ -99,12 +100,12 @@ function streamImage(
         }
         const pages = Math.min(CHUNK_PAGES, pageCount - nextPage + 1);
         const chunk = new Uint8Array(pages * pageSize);
-        const got = await readAt(db!, (nextPage - 1) * pageSize, chunk);
+        const got = dbFile.read((nextPage - 1) * pageSize, chunk);
         for (let i = 0; i < pages; i++) {
           const pgno = nextPage + i;
           const over = overlay.get(pgno);
-          if (over && wal && walHeader) {
-            const n = await readAt(wal, frameOffset(over.frameNo, pageSize), frame);
+          if (over && wal !== null && walHeader) {
+            const n = readAt(wal, frameOffset(over.frameNo, pageSize), frame);
             const ok = n === frame.byteLength &&
               verifyFrame(frame, walHeader, walHeader.bigEndian, over.before);
             if (ok && ok.checksum[0] === over.after[0] && ok.checksum[1] === over.after[1]) {
@@ -146,18 +147,22 @@ export interface HeldImage {
  * Holds a read transaction until `release()`; the write lock only for the WAL scan.
  */
 export async function openConsistentImage(path: string): Promise<HeldImage> {
-  const header = await readDbHeader(path);
-  const reader = openReader(path);
+  // The descriptor is opened before any connection and closed after all of them (see DbFile).
+  const { dbFile, header } = await DbFile.open(path);
+  const reader = openReaderOrClose(dbFile);
   let writer: DatabaseSync | undefined;
+  const release = () => {
+    closeAll(reader);
+    dbFile.close();
+  };
   try {
     if (header.writeVersion !== 2) {
       // Rollback journal: a read transaction (SHARED lock) keeps writers from changing the file.
       beginRead(reader);
-      const current = await readDbHeader(path);
-      const fileSize = (await Deno.stat(path)).size;
-      const pageCount = current.pageCount ?? Math.floor(fileSize / current.pageSize);
+      const current = dbFile.readHeader();
+      const pageCount = current.pageCount ?? Math.floor(dbFile.size() / current.pageSize);
       const image = imageFromScan({
-        path,
+        dbFile,
         pageSize: current.pageSize,
         pageCount,
         mode: "rollback",
@@ -165,50 +170,53 @@ export async function openConsistentImage(path: string): Promise<HeldImage> {
         position: null,
         overlay: new Map(),
       });
-      return { image, release: () => closeAll(reader) };
+      return { image, release };
     }
     writer = openWriter(path);
     if (!tryWriteLock(writer)) {
-      throw new WalsyncError(
-        `${path} stayed write-locked by another connection; could not take a consistent snapshot`,
-      );
+      throw new WalsyncError(`${path} stayed write-locked by another connection; could not take a consistent snapshot`);
     }
     let image: DatabaseImage;
     try {
       beginRead(reader);
-      image = await scanImage(path);
+      image = await scanImage(dbFile);
     } finally {
       endTransaction(writer);
       writer.close();
       writer = undefined;
     }
-    return { image, release: () => closeAll(reader) };
+    return { image, release };
   } catch (e) {
     if (writer) closeAll(writer);
-    closeAll(reader);
+    release();
+    throw e;
+  }
+}
+
+function openReaderOrClose(dbFile: DbFile): DatabaseSync {
+  try {
+    return openReader(dbFile.path);
+  } catch (e) {
+    dbFile.close();
     throw e;
   }
 }
 
 /**
- * Scans the WAL of `path` to its last commit and builds the image at that position. Must be called
+ * Scans the WAL of the database to its last commit and builds the image at that position. Must be called
  * while the caller's read transaction and the write lock make that position the reader's snapshot.
  */
-export async function scanImage(path: string): Promise<DatabaseImage> {
-  const dbHeader = await readDbHeader(path);
+export async function scanImage(dbFile: DbFile): Promise<DatabaseImage> {
+  const path = dbFile.path;
+  const dbHeader = dbFile.readHeader();
   const overlay = new Map<number, OverlayFrame>();
   let walHeader: WalHeader | null = null;
   let position: WalPosition | null = null;
   let commitSize: number | null = null;
-  let wal: Deno.FsFile | undefined;
-  try {
-    wal = await Deno.open(path + "-wal", { read: true });
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  if (wal) {
+  const wal = openForRead(path + "-wal");
+  if (wal !== null) {
     try {
-      walHeader = await readWalHeader(wal);
+      walHeader = readWalHeader(wal);
       if (walHeader) {
         // Frames join the overlay only once their transaction's commit frame has been seen.
         let pending: { pgno: number; frame: OverlayFrame }[] = [];
@@ -223,18 +231,18 @@ export async function scanImage(path: string): Promise<DatabaseImage> {
         commitSize = scan.commitSize;
       }
     } finally {
-      wal.close();
+      closeFd(wal);
     }
   }
   let pageCount = commitSize;
   let pageSize = walHeader?.pageSize ?? dbHeader.pageSize;
   if (pageCount === null) {
-    const fileSize = (await Deno.stat(path)).size;
+    const fileSize = dbFile.size();
     pageSize = dbHeader.pageSize;
     pageCount = dbHeader.pageCount ?? Math.floor(fileSize / pageSize);
     if (walHeader && walHeader.pageSize !== pageSize) walHeader = null;
   }
-  return imageFromScan({ path, pageSize, pageCount, mode: "wal", walHeader, position, overlay });
+  return imageFromScan({ dbFile, pageSize, pageCount, mode: "wal", walHeader, position, overlay });
 }
 
 function closeAll(db: DatabaseSync): void {

@@ -1,0 +1,102 @@
+/**
+ * `walsync watch`: one process replicating many databases until SIGINT/SIGTERM.
+ * @module
+ */
+import { ExitCode, WalsyncError } from "../errors.ts";
+import * as log from "../log.ts";
+import type { Store } from "../storage/store.ts";
+import { Replica, type ReplicaOptions } from "../watch/replica.ts";
+import type { WatchTarget } from "../watch/targets.ts";
+
+/** Options of `watch`. */
+export interface WatchOptions extends ReplicaOptions {
+  syncIntervalMs: number;
+  /** How many databases sync at the same time. */
+  concurrency: number;
+}
+
+/** Default tunables (see the README). */
+export const WATCH_DEFAULTS: Omit<WatchOptions, "syncIntervalMs" | "snapshotIntervalMs"> = {
+  checkpointFrames: 1000,
+  barrierTimeoutMs: 200,
+  concurrency: 8,
+};
+
+/** Runs `fn` over `items` with at most `limit` at a time. */
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  });
+  await Promise.all(workers);
+}
+
+/** Watches `targets` until a signal arrives; returns the exit code. */
+export async function watchCommand(store: Store, targets: WatchTarget[], options: WatchOptions): Promise<number> {
+  let stopping = false;
+  let wake: () => void = () => {};
+  const onSignal = (signal: Deno.Signal) => () => {
+    if (stopping) {
+      log.warn(`${signal} again: exiting immediately`);
+      Deno.exit(ExitCode.Interrupted);
+    }
+    log.info(`${signal} received: shipping what is committed, then exiting`);
+    stopping = true;
+    wake();
+  };
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+
+  try {
+    const replicas: Replica[] = [];
+    for (const target of targets) {
+      if (stopping) break;
+      const replica = new Replica(target.path, target.name, store, options);
+      try {
+        await replica.start();
+        replicas.push(replica);
+      } catch (e) {
+        if (!(e instanceof WalsyncError)) throw e;
+        log.error(`${target.name}: ${e.message}`);
+        if (e.exitCode === ExitCode.Storage || e.exitCode === ExitCode.Usage) throw e; // affects every database
+      }
+    }
+    if (replicas.length === 0) throw new WalsyncError("no database could be watched");
+    log.info(`watching ${replicas.length} database(s); sync every ${options.syncIntervalMs} ms`);
+
+    while (!stopping) {
+      const started = Date.now();
+      await forEachLimited(replicas, options.concurrency, async (replica) => {
+        try {
+          await replica.sync(started);
+        } catch (e) {
+          log.debug(`${replica.name}: sync failed: ${(e as Error).message}`);
+        }
+      });
+      const wait = Math.max(0, options.syncIntervalMs - (Date.now() - started));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+
+    let failed = 0;
+    await forEachLimited(replicas, options.concurrency, async (replica) => {
+      try {
+        await replica.stop();
+      } catch (e) {
+        failed++;
+        log.error(`${replica.name}: could not ship the last commits before exiting: ${(e as Error).message}`);
+      }
+    });
+    const generations = replicas.reduce((n, r) => n + r.stats.generationsStarted, 0);
+    const segments = replicas.reduce((n, r) => n + r.stats.segments, 0);
+    log.info(`stopped: ${segments} segment(s) shipped, ${generations} generation(s) started`);
+    return failed ? ExitCode.Failure : ExitCode.Ok;
+  } finally {
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  }
+}
