@@ -195,3 +195,60 @@ export async function filesIn(dir: string): Promise<string[]> {
   for await (const e of Deno.readDir(dir)) names.push(e.name);
   return names.sort();
 }
+
+/** A running `walsync watch` process. */
+export interface WatchProcess {
+  child: Deno.ChildProcess;
+  /** Everything it has written to stderr so far. */
+  stderr(): string;
+  /** Sends a signal and waits for the exit; returns the exit code and the full stderr. */
+  stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
+}
+
+/** Starts `walsync watch ARGS` and waits until it reports that it is watching (or exits). */
+export async function startWatch(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<WatchProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "watch", ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
+  })();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (!/watching \d+ database/.test(text) && !exited && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const proc: WatchProcess = {
+    child,
+    stderr: () => text,
+    async stop(signal: Deno.Signal = "SIGINT") {
+      if (!exited) {
+        try {
+          child.kill(signal);
+        } catch { /* already gone */ }
+      }
+      const s = await status;
+      await reading;
+      if (OUTPUT_LOG) Deno.writeTextFileSync(OUTPUT_LOG, `$ walsync watch ${args.join(" ")}\n${text}\n`, { append: true });
+      return { code: s.code, stderr: text };
+    },
+  };
+  if (!/watching \d+ database/.test(text)) {
+    const { stderr } = await proc.stop("SIGKILL");
+    throw new Error(`watch did not start: ${stderr}`);
+  }
+  return proc;
+}
+
+/** Waits `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
