@@ -36,7 +36,9 @@ function parseTime(text: string): number {
 
 function seconds(text: string, option: string): number {
   const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw usageError(`invalid ${option} "${text}": expected a positive number`);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw usageError(`invalid ${option} "${text}": expected a positive number`);
+  }
   return value;
 }
 
@@ -81,7 +83,11 @@ export function buildProgram(): Command {
     .addOption(endpointOption())
     .option("--sync-interval <SECS>", "how often committed WAL frames are shipped", "1")
     .option("--snapshot-interval <SECS>", "how often a full snapshot is taken", "3600")
-    .option("--checkpoint-frames <N>", "checkpoint when the WAL holds this many frames", String(WATCH_DEFAULTS.checkpointFrames))
+    .option(
+      "--checkpoint-frames <N>",
+      "checkpoint when the WAL holds this many frames",
+      String(WATCH_DEFAULTS.checkpointFrames),
+    )
     .action(async (dbs: string[], opts) => {
       const targets = parseTargets(dbs);
       const store = openStore(opts.backup, { endpoint: opts.endpoint });

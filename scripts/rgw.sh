@@ -30,6 +30,9 @@ ACCESS=${ACCESS:-AKIATESTKEY0000001}
 SECRET=${SECRET:-testsecretkey0000000000000000000000001}
 BUCKET=${WALSYNC_TEST_BUCKET:-walsync-test}
 OBJSTORE=${OBJSTORE:-bluestore}
+# The OSD's block file is sparse: it only takes the disk space that objects use. 8 GiB filled up
+# after a few 1 GiB benchmark runs (Ceph then refuses every write), so the default is generous.
+BLOCK_GIB=${RGW_BLOCK_GIB:-64}
 ENDPOINT=http://127.0.0.1:$RGW_PORT
 PACKAGES="radosgw ceph-mon ceph-osd"
 
@@ -155,6 +158,9 @@ mon allow pool size one = true
 mon allow pool delete = true
 mon max pg per osd = 1000
 mon warn on pool no redundancy = false
+# a dev machine's disk is often more than 70% full; that is no reason for HEALTH_WARN here
+mon data avail warn = 5
+mon data avail crit = 2
 osd crush chooseleaf type = 0
 auth allow insecure global id reclaim = false
 [mon]
@@ -165,7 +171,7 @@ osd objectstore = $OBJSTORE
 memstore device bytes = 4294967296
 bluestore block path = $BASE/data/osd.\$id/block.file
 bluestore block create = true
-bluestore block size = 8589934592
+bluestore block size = $((BLOCK_GIB * 1024 * 1024 * 1024))
 bluestore fsck on mount = false
 bluestore cache autotune = false
 bluestore cache size = 268435456
@@ -176,6 +182,9 @@ osd max object namespace len = 64
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw data = $BASE/data/rgw
 rgw enable usage log = false
+# reclaim the space of deleted objects within a minute (the default waits 2 hours)
+rgw gc obj min wait = 60
+rgw gc processor period = 60
 rgw thread pool size = 64
 EOF
   local kr=$BASE/keyring

@@ -51,6 +51,13 @@ if [ -z "$passed" ] || [ -z "$failed" ]; then
 elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1 # deno failed after all tests passed (e.g. an error after the summary): never report green
 fi
+# Remove what the tests stored (each test uses a fresh t-* prefix) so the bucket does not grow
+# from run to run; RGW's garbage collector then frees the space within minutes.
+if command -v aws >/dev/null 2>&1; then
+  AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}} aws --endpoint-url "$WALSYNC_TEST_S3_ENDPOINT" \
+    s3 rm "s3://$WALSYNC_TEST_BUCKET/" --recursive --exclude "*" --include "t-*" --only-show-errors >/dev/null 2>&1 ||
+    echo "test.sh: warning: could not remove the test objects from s3://$WALSYNC_TEST_BUCKET" >&2
+fi
 echo "test.sh: log in $log (exit code $rc)" >&2
 echo "$passed passed, $failed failed"
 exit "$rc"

@@ -32,7 +32,11 @@ async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Pro
 }
 
 /** Watches `targets` until a signal arrives; returns the exit code. */
-export async function watchCommand(store: Store, targets: WatchTarget[], options: WatchOptions): Promise<number> {
+export async function watchCommand(
+  store: Store,
+  targets: WatchTarget[],
+  options: WatchOptions,
+): Promise<number> {
   let stopping = false;
   let wake: () => void = () => {};
   const onSignal = (signal: Deno.Signal) => () => {

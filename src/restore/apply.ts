@@ -5,7 +5,7 @@
  * @module
  */
 import { corruptError, WalsyncError } from "../errors.ts";
-import { hashingTransform, newSha256 } from "../hash.ts";
+import { newSha256 } from "../hash.ts";
 import type { BackupObject } from "../layout.ts";
 import { decodeSegmentMeta, decodeSnapshotMeta, type SegmentMeta } from "../metadata.ts";
 import type { Store } from "../storage/store.ts";
@@ -16,7 +16,7 @@ import {
   WAL_FRAME_HEADER_SIZE,
   type WalPosition,
 } from "../wal.ts";
-import { fixedRecords } from "./frames.ts";
+import { fixedRecords, reusedChunks } from "./frames.ts";
 
 /** The state of the file being rebuilt after each object. */
 export interface ReplayState {
@@ -26,6 +26,14 @@ export interface ReplayState {
   position: WalPosition | null;
   /** Index the next segment must have. */
   nextIndex: number;
+}
+
+/** Yields the chunks of `stream`, letting `observe` see each one first. */
+async function* tapped(stream: AsyncIterable<Uint8Array>, observe: (chunk: Uint8Array) => void) {
+  for await (const chunk of stream) {
+    observe(chunk);
+    yield chunk;
+  }
 }
 
 /** Writes all of `bytes` at the file's current position. */
@@ -60,9 +68,11 @@ export async function applySnapshot(
     throw corruptError(`${name}: no sha256 in its metadata; refusing to use an unverifiable object`);
   }
   const hash = newSha256();
-  const counter = { bytes: 0 };
+  let bytes = 0;
   await file.seek(0, Deno.SeekMode.Start);
-  for await (const chunk of data.body.pipeThrough(hashingTransform(hash, counter))) {
+  for await (const chunk of reusedChunks(data.body)) {
+    hash.update(chunk);
+    bytes += chunk.byteLength;
     await writeAll(file, chunk);
   }
   const actual = hash.digest("hex");
@@ -71,9 +81,9 @@ export async function applySnapshot(
       `${name}: SHA-256 mismatch (stored ${meta.sha256}, content ${actual}); the object is corrupted`,
     );
   }
-  if (counter.bytes !== meta.pageSize * meta.pageCount) {
+  if (bytes !== meta.pageSize * meta.pageCount) {
     throw corruptError(
-      `${name}: size ${counter.bytes} does not match ${meta.pageCount} pages of ${meta.pageSize} bytes`,
+      `${name}: size ${bytes} does not match ${meta.pageCount} pages of ${meta.pageSize} bytes`,
     );
   }
   return {
@@ -126,13 +136,12 @@ export async function applySegment(
   const frameSize = WAL_FRAME_HEADER_SIZE + meta.pageSize;
   const bigEndian = (meta.magic & 1) === 1;
   const hash = newSha256();
-  const counter = { bytes: 0 };
   let seed = meta.before;
   let frames = 0;
   let lastCommit = 0;
   try {
     for await (
-      const frame of fixedRecords(data.body.pipeThrough(hashingTransform(hash, counter)), frameSize)
+      const frame of fixedRecords(tapped(reusedChunks(data.body), (chunk) => hash.update(chunk)), frameSize)
     ) {
       const verified = verifyFrame(frame, meta, bigEndian, seed);
       if (!verified) {

@@ -10,7 +10,7 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import { WalsyncError } from "../errors.ts";
-import type { ByteSource } from "../storage/upload.ts";
+import type { ByteSource } from "../storage/source.ts";
 import {
   type Checksum,
   closeFd,
@@ -67,72 +67,65 @@ export function imageFromScan(args: {
   return {
     ...args,
     size: pageSize * pageCount,
-    stream: () => streamImage(dbFile, pageSize, pageCount, walHeader, overlay),
+    chunks: () => imageChunks(dbFile, pageSize, pageCount, walHeader, overlay),
   };
 }
 
-function streamImage(
+/** Byte offset of SQLite's lock byte: the page that holds it is never written (fileformat2 §1.3). */
+const PENDING_BYTE = 0x40000000;
+
+/**
+ * Yields the image in chunks of up to CHUNK_PAGES pages, read into one reused buffer: database
+ * pages from the file, overridden by their latest committed WAL frame.
+ */
+async function* imageChunks(
   dbFile: DbFile,
   pageSize: number,
   pageCount: number,
   walHeader: WalHeader | null,
   overlay: Map<number, OverlayFrame>,
-): ReadableStream<Uint8Array> {
+): AsyncGenerator<Uint8Array> {
   const path = dbFile.path;
-  let wal: number | null = null;
-  let nextPage = 1;
-  const frame = new Uint8Array(WAL_FRAME_HEADER_SIZE + pageSize);
+  const lockPage = Math.floor(PENDING_BYTE / pageSize) + 1;
   // The database descriptor is shared and stays open (see DbFile); only the WAL's is ours.
-  const close = () => {
-    if (wal !== null) closeFd(wal);
-    wal = null;
-  };
-  return new ReadableStream<Uint8Array>({
-    async start() {
-      if (walHeader && overlay.size > 0) wal = openForRead(path + "-wal");
-    },
-    async pull(controller) {
-      try {
-        if (nextPage > pageCount) {
-          close();
-          controller.close();
-          return;
-        }
-        const pages = Math.min(CHUNK_PAGES, pageCount - nextPage + 1);
-        const chunk = new Uint8Array(pages * pageSize);
-        const got = dbFile.read((nextPage - 1) * pageSize, chunk);
-        for (let i = 0; i < pages; i++) {
-          const pgno = nextPage + i;
-          const over = overlay.get(pgno);
-          if (over && wal !== null && walHeader) {
-            const n = readAt(wal, frameOffset(over.frameNo, pageSize), frame);
-            const ok = n === frame.byteLength &&
-              verifyFrame(frame, walHeader, walHeader.bigEndian, over.before);
-            if (ok && ok.checksum[0] === over.after[0] && ok.checksum[1] === over.after[1]) {
-              chunk.set(frame.subarray(WAL_FRAME_HEADER_SIZE), i * pageSize);
-              continue;
-            }
-            // The frame was overwritten by a WAL restart. SQLite only restarts the WAL under our read
-            // transaction if the WAL had been fully checkpointed when it began, so the database file
-            // already holds this page.
+  const wal = walHeader && overlay.size > 0 ? openForRead(path + "-wal") : null;
+  const frame = new Uint8Array(WAL_FRAME_HEADER_SIZE + pageSize);
+  const buffer = new Uint8Array(Math.min(CHUNK_PAGES, Math.max(pageCount, 1)) * pageSize);
+  try {
+    for (let nextPage = 1; nextPage <= pageCount;) {
+      const pages = Math.min(CHUNK_PAGES, pageCount - nextPage + 1);
+      const chunk = buffer.subarray(0, pages * pageSize);
+      const got = dbFile.read((nextPage - 1) * pageSize, chunk);
+      if (got < chunk.byteLength) chunk.fill(0, got);
+      for (let i = 0; i < pages; i++) {
+        const pgno = nextPage + i;
+        const over = overlay.get(pgno);
+        if (over && wal !== null && walHeader) {
+          const n = readAt(wal, frameOffset(over.frameNo, pageSize), frame);
+          const ok = n === frame.byteLength &&
+            verifyFrame(frame, walHeader, walHeader.bigEndian, over.before);
+          if (ok && ok.checksum[0] === over.after[0] && ok.checksum[1] === over.after[1]) {
+            chunk.set(frame.subarray(WAL_FRAME_HEADER_SIZE), i * pageSize);
+            continue;
           }
-          if ((i + 1) * pageSize > got) {
-            throw new WalsyncError(
-              `${path}: page ${pgno} is missing from the database file (file shorter than the database)`,
-            );
-          }
+          // The frame was overwritten by a WAL restart. SQLite only restarts the WAL under our read
+          // transaction if the WAL had been fully checkpointed when it began, so the database file
+          // already holds this page.
         }
-        nextPage += pages;
-        controller.enqueue(chunk);
-      } catch (e) {
-        close();
-        throw e;
+        // Past the end of the file only the lock-byte page may be missing: SQLite never writes it,
+        // so a checkpoint leaves a hole (zeros) there too.
+        if ((i + 1) * pageSize > got && pgno !== lockPage) {
+          throw new WalsyncError(
+            `${path}: page ${pgno} is missing from the database file (file shorter than the database)`,
+          );
+        }
       }
-    },
-    cancel() {
-      close();
-    },
-  });
+      nextPage += pages;
+      yield chunk;
+    }
+  } finally {
+    if (wal !== null) closeFd(wal);
+  }
 }
 
 /** A held consistent view of a database; release it when the image has been streamed. */
@@ -174,7 +167,9 @@ export async function openConsistentImage(path: string): Promise<HeldImage> {
     }
     writer = openWriter(path);
     if (!tryWriteLock(writer)) {
-      throw new WalsyncError(`${path} stayed write-locked by another connection; could not take a consistent snapshot`);
+      throw new WalsyncError(
+        `${path} stayed write-locked by another connection; could not take a consistent snapshot`,
+      );
     }
     let image: DatabaseImage;
     try {

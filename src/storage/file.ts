@@ -6,6 +6,7 @@
  */
 import { dirname, join } from "node:path";
 import { notFoundError, storageError, WalsyncError } from "../errors.ts";
+import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store } from "./store.ts";
 
 const META_SUFFIX = ".meta.json";
@@ -27,7 +28,8 @@ export class FileStore implements Store {
     return join(this.dir, key);
   }
 
-  async put(key: string, body: ReadableStream<Uint8Array>, size: number, metadata: Record<string, string>) {
+  async put(key: string, body: ByteSource, metadata: Record<string, string>) {
+    const size = body.size;
     const path = this.#path(key);
     await Deno.mkdir(dirname(path), { recursive: true }).catch((e) => {
       throw storageError(`cannot create backup directory ${dirname(path)}: ${e.message}`, e);
@@ -39,7 +41,7 @@ export class FileStore implements Store {
       const file = await Deno.open(dataTmp, { write: true, createNew: true });
       let written = 0;
       try {
-        for await (const chunk of body) {
+        for await (const chunk of body.chunks()) {
           written += chunk.byteLength;
           for (let off = 0; off < chunk.byteLength;) off += await file.write(chunk.subarray(off));
         }

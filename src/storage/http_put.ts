@@ -8,6 +8,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import type { ByteSource } from "./source.ts";
 
 /** The server's answer to a PUT. */
 export interface PutResponse {
@@ -18,14 +19,13 @@ export interface PutResponse {
 }
 
 /**
- * PUTs `size` bytes from `body` to `url` with `headers`.
+ * PUTs `body` to `url` with `headers` and its size as Content-Length.
  * Rejects on network errors; HTTP error statuses are returned, not thrown.
  */
 export function streamingPut(
   url: string,
   headers: Record<string, string>,
-  body: ReadableStream<Uint8Array>,
-  size: number,
+  body: ByteSource,
 ): Promise<PutResponse> {
   const target = new URL(url);
   const transport = target.protocol === "https:" ? https : http;
@@ -34,12 +34,11 @@ export function streamingPut(
     const fail = (e: unknown) => {
       if (settled) return;
       settled = true;
-      body.cancel().catch(() => {});
       reject(e);
     };
     const request = transport.request(target, {
       method: "PUT",
-      headers: { ...headers, "content-length": String(size) },
+      headers: { ...headers, "content-length": String(body.size) },
     }, (response) => {
       const chunks: Uint8Array[] = [];
       response.on("data", (chunk: Uint8Array) => chunks.push(chunk));
@@ -60,17 +59,11 @@ export function streamingPut(
     });
     request.on("error", fail);
     (async () => {
-      const reader = body.getReader();
       try {
-        while (true) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          if (!request.write(value)) {
-            await new Promise<void>((ok, ko) => {
-              request.once("drain", ok);
-              request.once("error", ko);
-            });
-          }
+        for await (const chunk of body.chunks()) {
+          // Wait until this chunk has been handed to the socket: the source reuses its buffer.
+          await new Promise<void>((ok, ko) => request.write(chunk, (e) => (e ? ko(e) : ok())));
+          if (settled) return; // the server answered early (an error): stop sending
         }
         request.end();
       } catch (e) {

@@ -10,6 +10,7 @@ import { S3Client, S3Errors } from "@bradenmacdonald/s3-lite-client";
 import { notFoundError, storageError, usageError, WalsyncError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { type PutResponse, streamingPut } from "./http_put.ts";
+import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store } from "./store.ts";
 
 const META_PREFIX = "x-amz-meta-";
@@ -99,9 +100,9 @@ export class S3Store implements Store {
     return storageError(`cannot reach S3 endpoint ${this.#endpoint} to ${what}: ${message}`, undefined);
   }
 
-  async put(key: string, body: ReadableStream<Uint8Array>, size: number, metadata: Record<string, string>) {
+  async put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string) {
+    const size = body.size;
     if (size > MAX_SINGLE_PUT) {
-      await body.cancel();
       throw new WalsyncError(`object ${key} is ${size} bytes; objects over 5 GiB are not supported yet`);
     }
     const headers: Record<string, string> = {};
@@ -112,7 +113,8 @@ export class S3Store implements Store {
         extraHeaders: headers,
         expirySeconds: 3600,
       });
-      response = await streamingPut(url, headers, body, size);
+      const sent = contentMd5 ? { ...headers, "content-md5": contentMd5 } : headers;
+      response = await streamingPut(url, sent, body);
     } catch (e) {
       throw this.#explain(e, `upload ${key}`);
     }

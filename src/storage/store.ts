@@ -5,6 +5,7 @@
  * Metadata keys are given without the `x-amz-meta-` prefix and in lower case (e.g. `sha256`).
  * @module
  */
+import type { ByteSource } from "./source.ts";
 
 /** What a HEAD returns. */
 export interface ObjectInfo {
@@ -30,15 +31,11 @@ export interface Store {
   /** The backup URL this store serves, for messages. Never contains credentials. */
   readonly url: string;
   /**
-   * Stores `size` bytes from `body` under `key` with `metadata`, replacing any object there.
-   * Rejects if the body does not have exactly `size` bytes.
+   * Stores `body` under `key` with `metadata`, replacing any object there. `contentMd5` (base64)
+   * lets the server reject a body that differs from what was hashed. Rejects if the body does not
+   * have exactly `body.size` bytes.
    */
-  put(
-    key: string,
-    body: ReadableStream<Uint8Array>,
-    size: number,
-    metadata: Record<string, string>,
-  ): Promise<void>;
+  put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string): Promise<void>;
   /** Streams an object. Throws a not-found WalsyncError if it does not exist. */
   get(key: string): Promise<ObjectData>;
   /** Metadata of an object, or null if it does not exist. */

@@ -11,7 +11,14 @@ import { WalsyncError } from "../errors.ts";
 import { type BackupObject, nextTime, segmentKey, snapshotKey, stateKey } from "../layout.ts";
 import * as log from "../log.ts";
 import { decodeSegmentMeta, decodeSnapshotMeta, encodeSegmentMeta, encodeSnapshotMeta } from "../metadata.ts";
-import { beginRead, DbFile, endTransaction, openReader, openWriter, tryWriteLock } from "../sqlite/database.ts";
+import {
+  beginRead,
+  DbFile,
+  endTransaction,
+  openReader,
+  openWriter,
+  tryWriteLock,
+} from "../sqlite/database.ts";
 import { type DatabaseImage, scanImage } from "../sqlite/image.ts";
 import { fileRangeSource } from "../storage/file_range.ts";
 import type { Store } from "../storage/store.ts";
@@ -57,7 +64,13 @@ interface Shipped {
 
 /** One watched database. */
 export class Replica {
-  readonly stats: ReplicaStats = { segments: 0, snapshots: 0, generationsStarted: 0, checkpoints: 0, failedUploads: 0 };
+  readonly stats: ReplicaStats = {
+    segments: 0,
+    snapshots: 0,
+    generationsStarted: 0,
+    checkpoints: 0,
+    failedUploads: 0,
+  };
   generation = 0;
   #nextIndex = 0;
   #shipped: Shipped | null = null;
@@ -117,7 +130,9 @@ export class Replica {
   async #storedTip(catalog: DatabaseCatalog | undefined) {
     const generation = catalog?.generations.at(-1);
     if (!generation || generation.snapshots.length === 0) return null;
-    const last: BackupObject = [...generation.snapshots, ...generation.segments].sort((a, b) => a.time - b.time).at(-1)!;
+    const last: BackupObject = [...generation.snapshots, ...generation.segments].sort((a, b) =>
+      a.time - b.time
+    ).at(-1)!;
     const head = await this.store.head(last.key);
     if (!head) return null;
     try {
@@ -138,7 +153,12 @@ export class Replica {
         lastSnapshotAt,
         shipped: {
           header: null,
-          position: { salt1: meta.salt1, salt2: meta.salt2, frame: meta.firstFrame + meta.frameCount - 1, checksum: meta.after },
+          position: {
+            salt1: meta.salt1,
+            salt2: meta.salt2,
+            frame: meta.firstFrame + meta.frameCount - 1,
+            checksum: meta.after,
+          },
           pageSize: meta.pageSize,
         },
       };
@@ -282,7 +302,9 @@ export class Replica {
       } else if (!position || header.salt1 === ((position.salt1 + 1) >>> 0)) {
         from = startOf(header); // a clean restart (or the first WAL after a WAL-less snapshot)
       } else {
-        this.#gap = `the WAL header changed without a clean restart (salt-1 ${hex(position.salt1)} -> ${hex(header.salt1)})`;
+        this.#gap = `the WAL header changed without a clean restart (salt-1 ${hex(position.salt1)} -> ${
+          hex(header.salt1)
+        })`;
         return;
       }
       if (header.pageSize !== shipped.pageSize) {
@@ -290,7 +312,9 @@ export class Replica {
         return;
       }
       const scan = await scanWal(wal, header, from);
-      if (scan.end.frame > from.frame) segment = { header, from, end: scan.end, commitSize: scan.commitSize! };
+      if (scan.end.frame > from.frame) {
+        segment = { header, from, end: scan.end, commitSize: scan.commitSize! };
+      }
     } finally {
       closeFd(wal);
     }
@@ -338,7 +362,9 @@ export class Replica {
     } catch (e) {
       this.stats.failedUploads++;
       const message = (e as Error).message;
-      if (!this.#outage) log.warn(`${this.name}: upload failed, will retry (the WAL stays pinned meanwhile): ${message}`);
+      if (!this.#outage) {
+        log.warn(`${this.name}: upload failed, will retry (the WAL stays pinned meanwhile): ${message}`);
+      }
       this.#outage = message;
       throw e;
     }
@@ -355,7 +381,9 @@ export class Replica {
       while (true) {
         if (tryWriteLock(writer, this.options.barrierTimeoutMs)) break;
         if (!opts.mustSucceed) return null;
-        if (++attempt % 50 === 0) log.warn(`${this.name}: still waiting for the write lock to take a barrier`);
+        if (++attempt % 50 === 0) {
+          log.warn(`${this.name}: still waiting for the write lock to take a barrier`);
+        }
         await new Promise((r) => setTimeout(r, 100));
       }
       try {
@@ -460,7 +488,11 @@ export class Replica {
       updated: new Date().toISOString(),
     };
     try {
-      await uploadVerified(this.store, stateKey(this.name), bytesSource(new TextEncoder().encode(JSON.stringify(state))));
+      await uploadVerified(
+        this.store,
+        stateKey(this.name),
+        bytesSource(new TextEncoder().encode(JSON.stringify(state))),
+      );
     } catch (e) {
       log.warn(`${this.name}: could not write state.json (a hint only): ${(e as Error).message}`);
     }
