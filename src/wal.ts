@@ -207,13 +207,13 @@ export function closeFd(fd: number): void {
  * Returns the position after the last valid **commit** frame (or `from` if there is none) and
  * the number of valid frames read past it (uncommitted frames are never part of the result).
  */
-export async function scanWal(
+export function scanWal(
   file: number,
   header: WalHeader,
   from: WalPosition,
   onFrame?: (frame: ScannedFrame, bytes: Uint8Array) => void,
   untilFrame = Number.POSITIVE_INFINITY,
-): Promise<{ end: WalPosition; commitSize: number | null; pendingFrames: number }> {
+): { end: WalPosition; commitSize: number | null; pendingFrames: number } {
   const frameSize = WAL_FRAME_HEADER_SIZE + header.pageSize;
   const batchFrames = Math.max(1, Math.floor((1 << 20) / frameSize));
   const buffer = new Uint8Array(batchFrames * frameSize);

@@ -215,7 +215,7 @@ export async function scanImage(dbFile: DbFile): Promise<DatabaseImage> {
       if (walHeader) {
         // Frames join the overlay only once their transaction's commit frame has been seen.
         let pending: { pgno: number; frame: OverlayFrame }[] = [];
-        const scan = await scanWal(wal, walHeader, startOf(walHeader), (f) => {
+        const scan = scanWal(wal, walHeader, startOf(walHeader), (f) => {
           pending.push({ pgno: f.pgno, frame: { frameNo: f.frameNo, before: f.before, after: f.after } });
           if (f.commitSize !== 0) {
             for (const p of pending) overlay.set(p.pgno, p.frame);

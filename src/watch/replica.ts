@@ -186,7 +186,7 @@ export class Replica {
       }
       if (header.pageSize !== shipped.pageSize) return "the page size changed";
       let reached: WalPosition | null = position.frame === 0 ? startOf(header) : null;
-      await scanWal(wal, header, startOf(header), (frame) => {
+      scanWal(wal, header, startOf(header), (frame) => {
         if (frame.frameNo === position.frame) {
           reached = { salt1: header.salt1, salt2: header.salt2, frame: frame.frameNo, checksum: frame.after };
         }
@@ -311,7 +311,7 @@ export class Replica {
         this.#gap = `the page size changed from ${shipped.pageSize} to ${header.pageSize}`;
         return;
       }
-      const scan = await scanWal(wal, header, from);
+      const scan = scanWal(wal, header, from);
       if (scan.end.frame > from.frame) {
         segment = { header, from, end: scan.end, commitSize: scan.commitSize! };
       }
