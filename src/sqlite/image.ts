@@ -174,7 +174,7 @@ export async function openConsistentImage(path: string): Promise<HeldImage> {
     let image: DatabaseImage;
     try {
       beginRead(reader);
-      image = await scanImage(dbFile);
+      image = scanImage(dbFile);
     } finally {
       endTransaction(writer);
       writer.close();
@@ -201,7 +201,7 @@ function openReaderOrClose(dbFile: DbFile): DatabaseSync {
  * Scans the WAL of the database to its last commit and builds the image at that position. Must be called
  * while the caller's read transaction and the write lock make that position the reader's snapshot.
  */
-export async function scanImage(dbFile: DbFile): Promise<DatabaseImage> {
+export function scanImage(dbFile: DbFile): DatabaseImage {
   const path = dbFile.path;
   const dbHeader = dbFile.readHeader();
   const overlay = new Map<number, OverlayFrame>();
