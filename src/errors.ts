@@ -37,9 +37,17 @@ export class WalsyncError extends Error {
    * @param message what went wrong, for a human (no secrets, no signatures)
    * @param exitCode the process exit code to use
    */
-  constructor(message: string, readonly exitCode: ExitCodeValue = ExitCode.Failure, options?: ErrorOptions) {
+  /** True when trying again later may succeed (network errors, timeouts, 5xx, throttling). */
+  readonly retryable: boolean;
+
+  constructor(
+    message: string,
+    readonly exitCode: ExitCodeValue = ExitCode.Failure,
+    options?: ErrorOptions & { retryable?: boolean },
+  ) {
     super(message, options);
     this.name = "WalsyncError";
+    this.retryable = options?.retryable ?? false;
   }
 }
 
@@ -58,7 +66,7 @@ export function corruptError(message: string): WalsyncError {
   return new WalsyncError(message, ExitCode.Corrupt);
 }
 
-/** The store could not be used: exit code 5. */
-export function storageError(message: string, cause?: unknown): WalsyncError {
-  return new WalsyncError(message, ExitCode.Storage, { cause });
+/** The store could not be used: exit code 5. `retryable` for transient failures. */
+export function storageError(message: string, cause?: unknown, retryable = false): WalsyncError {
+  return new WalsyncError(message, ExitCode.Storage, { cause, retryable });
 }

@@ -7,10 +7,12 @@ import { DatabaseSync } from "node:sqlite";
 import { basename, dirname, resolve } from "node:path";
 import { readCatalog } from "../catalog.ts";
 import { corruptError, ExitCode, notFoundError, usageError, WalsyncError } from "../errors.ts";
-import { validateName } from "../layout.ts";
+import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
-import { applySegment, applySnapshot } from "../restore/apply.ts";
-import { planRestore } from "../restore/plan.ts";
+import { fileWriter, replaySegment, replaySnapshot } from "../restore/apply.ts";
+import { DamageError } from "../restore/damage.ts";
+import { chooseRestore, describePlan, type RestoreChoice, type RestorePlan } from "../restore/plan.ts";
+import { hintedTail, readStateHint, type StateHint } from "../restore/state_hint.ts";
 import { onInterrupt } from "../shutdown.ts";
 import { syncDir } from "../storage/file.ts";
 import type { Store } from "../storage/store.ts";
@@ -36,6 +38,8 @@ export interface RestoreResult {
   snapshot?: string;
   segments?: number;
   size?: number;
+  /** When damaged objects made the restore use another snapshot or generation: what was wrong. */
+  damaged?: string[];
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -74,18 +78,17 @@ export async function restoreCommand(
     throw e;
   }
 
+  // state.json first: it is written after the objects it mentions, so it never runs ahead of the listing.
+  const hint = await readHint(store, name);
   const [catalog] = await readCatalog(store, name);
-  if (!catalog || catalog.generations.every((g) => g.snapshots.length === 0)) {
+  if (!catalog) {
     if (options.ifReplicaExists) {
       log.info(`no backup of "${name}" in ${store.url}; nothing to do (--if-replica-exists)`);
       return { name, output, skipped: "no-backup" };
     }
     throw notFoundError(`no backup of "${name}" in ${store.url}`);
   }
-  const plan = planRestore(catalog, options.pointInTime);
-  log.info(
-    `restoring "${name}" generation ${plan.generation} from ${plan.snapshot.key} and ${plan.segments.length} segment(s)`,
-  );
+  const choice = chooseRestore(catalog, options.pointInTime, hint);
 
   const temp = `${dir}/.${basename(output)}.walsync-restore-${crypto.randomUUID().slice(0, 8)}`;
   const removeTemp = () => {
@@ -98,13 +101,9 @@ export async function restoreCommand(
   const unregister = onInterrupt(removeTemp);
   try {
     const file = await Deno.open(temp, { write: true, read: true, createNew: true, mode: 0o644 });
-    let size: number;
+    let rebuilt: Rebuilt;
     try {
-      let state = await applySnapshot(store, plan.snapshot, file);
-      for (const segment of plan.segments) state = await applySegment(store, segment, file, state);
-      size = state.pageCount * state.pageSize;
-      await file.truncate(size);
-      await file.sync();
+      rebuilt = await rebuildFirstIntact(store, choice, file, hint);
     } finally {
       file.close();
     }
@@ -124,6 +123,7 @@ export async function restoreCommand(
       await Deno.remove(temp);
     }
     await syncDir(dir);
+    const { plan, size, avoided } = rebuilt;
     return {
       name,
       output,
@@ -132,11 +132,104 @@ export async function restoreCommand(
       snapshot: plan.snapshot.key,
       segments: plan.segments.length,
       size,
+      ...(avoided.length ? { damaged: avoided.map((e) => e.message) } : {}),
     };
   } finally {
     removeTemp();
     unregister();
   }
+}
+
+/** Reads state.json for its cross-checks; a damaged one is reported and ignored (it is only a hint). */
+async function readHint(store: Store, name: string): Promise<StateHint | null> {
+  const reading = await readStateHint(store, name);
+  if (reading.damage) {
+    log.warn(
+      `${store.url}/${reading.key}: ${reading.damage.message}; ignoring this hint (restore does not need it)`,
+    );
+  }
+  return reading.hint;
+}
+
+/** A verified rebuild: the plan it followed, the database size, and the damage it had to avoid. */
+interface Rebuilt {
+  plan: RestorePlan;
+  size: number;
+  avoided: DamageError[];
+}
+
+/**
+ * Rebuilds the database into `file` from the first plan of `choice` whose objects all verify. A plan
+ * that reads an object already found damaged is skipped. Says on stderr which damaged object made
+ * it use another snapshot or generation. Throws the damage of the preferred plan if none works.
+ */
+async function rebuildFirstIntact(
+  store: Store,
+  choice: RestoreChoice,
+  file: Deno.FsFile,
+  hint: StateHint | null,
+): Promise<Rebuilt> {
+  const avoided: DamageError[] = choice.damage ? [new DamageError(choice.damage, store.url)] : [];
+  const damagedKeys = new Set<string>();
+  for (const plan of [...choice.plans, ...choice.fallbacks]) {
+    if ([plan.snapshot, ...plan.segments].some((o) => damagedKeys.has(o.key))) continue;
+    if (avoided.length) log.warn(`${avoided.at(-1)!.message}; trying ${describePlan(plan)} instead`);
+    log.info(
+      `restoring "${plan.name}" ${describePlan(plan)} and ${plan.segments.length} segment(s)`,
+    );
+    let reading = plan.snapshot.key;
+    try {
+      await file.truncate(0);
+      const size = await rebuild(store, plan, file, hint, (key) => reading = key);
+      if (avoided.length) {
+        log.warn(`restored "${plan.name}" from ${describePlan(plan)} instead, because ${avoided[0].message}`);
+      }
+      return { plan, size, avoided };
+    } catch (e) {
+      if (!(e instanceof DamageError)) throw e;
+      avoided.push(e);
+      damagedKeys.add(reading);
+    }
+  }
+  throw withOlderState(avoided[0], choice, store);
+}
+
+/** The preferred plan's damage, mentioning an older state that could be restored instead. */
+function withOlderState(damage: DamageError | undefined, choice: RestoreChoice, store: Store): DamageError {
+  if (!damage) throw new Error("no plan and no damage: nothing was tried");
+  if (!choice.older) return damage;
+  const when = new Date(choice.older.time).toISOString();
+  return new DamageError({
+    ...damage.damage,
+    message: `${damage.damage.message} (an older state exists: generation ` +
+      `${formatGeneration(choice.older.generation)} can restore up to ${when}; use --point-in-time ${when})`,
+  }, store.url);
+}
+
+/**
+ * Replays `plan` into `file` (every object verified), checks it against state.json's record of the
+ * generation's end, sizes the file and fsyncs it. `onObject` hears the key of each object as it
+ * is read. Returns the database size.
+ */
+async function rebuild(
+  store: Store,
+  plan: RestorePlan,
+  file: Deno.FsFile,
+  hint: StateHint | null,
+  onObject: (key: string) => void,
+): Promise<number> {
+  const writer = fileWriter(file);
+  let state = await replaySnapshot(store, plan.snapshot, writer);
+  for (const segment of plan.segments) {
+    onObject(segment.key);
+    state = await replaySegment(store, segment, state, writer);
+  }
+  const tail = plan.atEnd ? hintedTail(plan.name, plan.generation, state.nextIndex, hint) : null;
+  if (tail) throw new DamageError(tail, store.url);
+  const size = state.pageCount * state.pageSize;
+  await file.truncate(size);
+  await file.sync();
+  return size;
 }
 
 /** Runs `PRAGMA integrity_check` on the rebuilt file, opened immutable so nothing is written to it. */

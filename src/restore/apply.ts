@@ -1,14 +1,19 @@
 /**
- * Rebuilding a database file from a snapshot and WAL segments, verifying every object on the way:
- * SHA-256 of the content, frame salts and checksum chain, and continuity from one object to the
- * next (DESIGN.md §2.3, §5, §6). Writes only to the given temporary file.
+ * Replaying a snapshot and WAL segments, verifying every object on the way: SHA-256 of the content,
+ * frame salts and checksum chain, and continuity from one object to the next (DESIGN.md §2.3, §5,
+ * §6). `restore` replays into a file through a {@link PageWriter}; `verify` runs the same checks
+ * without one, or only the metadata checks (`--quick`).
+ *
+ * Each object goes through two stages: its metadata (decoded, `sha256` present, size consistent
+ * with what the metadata says, place in the chain) and its content (streamed once, hashed, WAL
+ * frames verified). Every failure is a {@link DamageError} naming the object.
  * @module
  */
-import { corruptError, WalsyncError } from "../errors.ts";
+import { ExitCode, WalsyncError } from "../errors.ts";
 import { newSha256 } from "../hash.ts";
 import type { BackupObject } from "../layout.ts";
-import { decodeSegmentMeta, decodeSnapshotMeta, type SegmentMeta } from "../metadata.ts";
-import type { Store } from "../storage/store.ts";
+import { decodeSegmentMeta, decodeSnapshotMeta, type SegmentMeta, type SnapshotMeta } from "../metadata.ts";
+import type { ObjectInfo, Store } from "../storage/store.ts";
 import {
   encodeWalHeader,
   parseWalHeader,
@@ -16,9 +21,10 @@ import {
   WAL_FRAME_HEADER_SIZE,
   type WalPosition,
 } from "../wal.ts";
+import { type Damage, DamageError, damageOf, type DamageReason, missingSegments } from "./damage.ts";
 import { fixedRecords, reusedChunks } from "./frames.ts";
 
-/** The state of the file being rebuilt after each object. */
+/** The state of the database being rebuilt after each object. */
 export interface ReplayState {
   pageSize: number;
   /** Database size in pages after the last applied object. */
@@ -28,25 +34,227 @@ export interface ReplayState {
   nextIndex: number;
 }
 
-/** Yields the chunks of `stream`, letting `observe` see each one first. */
-async function* tapped(stream: AsyncIterable<Uint8Array>, observe: (chunk: Uint8Array) => void) {
-  for await (const chunk of stream) {
-    observe(chunk);
-    yield chunk;
+/** Receives verified content: `restore` writes it into the file being rebuilt. */
+export interface PageWriter {
+  /** Writes `bytes` at byte `offset` of the database file. */
+  writeAt(offset: number, bytes: Uint8Array): Promise<void>;
+}
+
+/** A {@link PageWriter} into an open file. */
+export function fileWriter(file: Deno.FsFile): PageWriter {
+  return {
+    async writeAt(offset, bytes) {
+      await file.seek(offset, Deno.SeekMode.Start);
+      for (let off = 0; off < bytes.byteLength;) off += await file.write(bytes.subarray(off));
+    },
+  };
+}
+
+/** A snapshot's key, decoded. */
+export type SnapshotObject = BackupObject & { kind: "snapshot" };
+
+/** A segment's key, decoded. */
+export type SegmentObject = BackupObject & { kind: "segment" };
+
+/** The metadata of a snapshot or segment, by kind. */
+type MetaOf<K extends BackupObject["kind"]> = K extends "snapshot" ? SnapshotMeta : SegmentMeta;
+
+/** An object whose metadata could be decoded; `body` is its content when it was downloaded. */
+interface Opened<K extends BackupObject["kind"]> {
+  meta: MetaOf<K>;
+  /** The stored size (NaN when the server did not say). */
+  size: number;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+/** Throws a {@link DamageError} about `object`. */
+function fail(
+  store: Store,
+  object: BackupObject,
+  reason: DamageReason,
+  message: string,
+  index?: number,
+): never {
+  throw new DamageError(
+    damageOf(object.key, object.kind, reason, message, { generation: object.generation, index }),
+    store.url,
+  );
+}
+
+/** The segment index of an object's metadata, for damage reports (undefined for snapshots). */
+function indexOf(meta: SnapshotMeta | SegmentMeta): number | undefined {
+  return "index" in meta ? meta.index : undefined;
+}
+
+/** The size the content of an object must have, according to its metadata. */
+function expectedSize(meta: SnapshotMeta | SegmentMeta): number {
+  return "index" in meta
+    ? meta.frameCount * (WAL_FRAME_HEADER_SIZE + meta.pageSize)
+    : meta.pageSize * meta.pageCount;
+}
+
+/** Checks a size against the one the metadata implies; returns the damage reason and message, or null. */
+function sizeProblem(actual: number, meta: SnapshotMeta | SegmentMeta): [DamageReason, string] | null {
+  const expected = expectedSize(meta);
+  if (actual === expected) return null;
+  if (actual < expected) return ["truncated", `truncated: ${actual} bytes, its metadata says ${expected}`];
+  return ["corrupt", `${actual} bytes, its metadata says ${expected}`];
+}
+
+/**
+ * Stage one, part one: fetches an object (GET when `withBody`, else HEAD) and decodes its metadata.
+ * On failure the body (if any) has been released.
+ */
+async function openObject<K extends BackupObject["kind"]>(
+  store: Store,
+  object: BackupObject & { kind: K },
+  withBody: boolean,
+): Promise<Opened<K>> {
+  const info = await fetchInfo(store, object, withBody);
+  const body = "body" in info ? (info.body as ReadableStream<Uint8Array>) : null;
+  try {
+    const decode = object.kind === "snapshot" ? decodeSnapshotMeta : decodeSegmentMeta;
+    return { meta: decode(info.metadata) as MetaOf<K>, size: info.size, body };
+  } catch (e) {
+    await body?.cancel().catch(() => {});
+    return fail(store, object, "metadata", `unreadable walsync metadata: ${(e as Error).message}`);
   }
 }
 
-/** Writes all of `bytes` at the file's current position. */
-export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.byteLength;) off += await file.write(bytes.subarray(off));
+/** Stage one, part two: the metadata has a `sha256` and the stored size is the one it implies. */
+function checkStored(store: Store, object: BackupObject, opened: Opened<BackupObject["kind"]>): void {
+  const { meta, size } = opened;
+  if (!meta.sha256) {
+    fail(
+      store,
+      object,
+      "metadata",
+      "no sha256 in its metadata; refusing to use an unverifiable object",
+      indexOf(meta),
+    );
+  }
+  const problem = Number.isFinite(size) ? sizeProblem(size, meta) : null;
+  if (problem) fail(store, object, problem[0], problem[1], indexOf(meta));
 }
 
-/** Calls `fn`; turns a metadata decoding error into a corruption error naming the object. */
-function decodeOrFail<T>(object: BackupObject, store: Store, fn: () => T): T {
+/** Runs `fn`; if it throws, releases `body` first. */
+async function releasingOnError<T>(
+  body: ReadableStream<Uint8Array> | null,
+  fn: () => Promise<T>,
+): Promise<T> {
   try {
-    return fn();
+    return await fn();
   } catch (e) {
-    throw corruptError(`${store.url}/${object.key}: unreadable walsync metadata: ${(e as Error).message}`);
+    await body?.cancel().catch(() => {});
+    throw e;
+  }
+}
+
+/** GET or HEAD of a listed object; an object gone since the listing is damage ("missing"). */
+async function fetchInfo(store: Store, object: BackupObject, withBody: boolean): Promise<ObjectInfo> {
+  try {
+    const info = withBody ? await store.get(object.key) : await store.head(object.key);
+    if (info) return info;
+  } catch (e) {
+    if (!(e instanceof WalsyncError && e.exitCode === ExitCode.NotFound)) throw e;
+  }
+  return fail(store, object, "missing", "listed, but it no longer exists");
+}
+
+/** Compares a computed SHA-256 with the one stored in the metadata. */
+function checkDigest(store: Store, object: BackupObject, stored: string, actual: string, index?: number) {
+  if (actual !== stored) {
+    fail(
+      store,
+      object,
+      "corrupt",
+      `SHA-256 mismatch (stored ${stored}, content ${actual}); the object is corrupted`,
+      index,
+    );
+  }
+}
+
+/** Stage two of a snapshot: streams its content, hashing it and handing it to `writer`. */
+async function snapshotContent(
+  store: Store,
+  object: BackupObject,
+  meta: SnapshotMeta,
+  body: ReadableStream<Uint8Array>,
+  writer?: PageWriter,
+): Promise<void> {
+  const hash = newSha256();
+  let bytes = 0;
+  for await (const chunk of reusedChunks(body)) {
+    hash.update(chunk);
+    await writer?.writeAt(bytes, chunk);
+    bytes += chunk.byteLength;
+  }
+  const size = sizeProblem(bytes, meta);
+  if (size) fail(store, object, size[0], size[1]);
+  checkDigest(store, object, meta.sha256!, hash.digest("hex"));
+}
+
+/**
+ * Stage two of a segment: streams its frames, verifying salts and the checksum chain from its
+ * `before` checksum, that they match its metadata and end with a commit; hands each page to `writer`.
+ */
+async function segmentContent(
+  store: Store,
+  object: BackupObject,
+  meta: SegmentMeta,
+  body: ReadableStream<Uint8Array>,
+  writer?: PageWriter,
+): Promise<void> {
+  const frameSize = WAL_FRAME_HEADER_SIZE + meta.pageSize;
+  const bigEndian = (meta.magic & 1) === 1;
+  const hash = newSha256();
+  const hashed = async function* () {
+    for await (const chunk of reusedChunks(body)) {
+      hash.update(chunk);
+      yield chunk;
+    }
+  };
+  let seed = meta.before;
+  let frames = 0;
+  let lastCommit = 0;
+  let badFrame: number | null = null;
+  try {
+    for await (const frame of fixedRecords(hashed(), frameSize)) {
+      if (badFrame !== null) continue; // only hash the rest, to tell how the object went bad
+      const verified = verifyFrame(frame, meta, bigEndian, seed);
+      if (!verified) {
+        badFrame = meta.firstFrame + frames;
+        continue;
+      }
+      seed = verified.checksum;
+      frames++;
+      lastCommit = verified.header.commitSize;
+      await writer?.writeAt(
+        (verified.header.pgno - 1) * meta.pageSize,
+        frame.subarray(WAL_FRAME_HEADER_SIZE),
+      );
+    }
+  } catch (e) {
+    if (e instanceof RangeError) fail(store, object, "truncated", `truncated (${e.message})`, meta.index);
+    throw e;
+  }
+  checkDigest(store, object, meta.sha256!, hash.digest("hex"), meta.index);
+  if (badFrame !== null) {
+    const why =
+      `frame ${badFrame} fails its WAL checksum or salts (the content matches its SHA-256: stored so)`;
+    fail(store, object, "corrupt", why, meta.index);
+  }
+  if (
+    frames === 0 || frames !== meta.frameCount || !sameChecksum(seed, meta.after) ||
+    lastCommit !== meta.commitSize
+  ) {
+    fail(
+      store,
+      object,
+      "corrupt",
+      "its frames do not match its metadata (or do not end with a commit)",
+      meta.index,
+    );
   }
 }
 
@@ -54,38 +262,13 @@ function sameChecksum(a: readonly number[], b: readonly number[]): boolean {
   return a[0] === b[0] && a[1] === b[1];
 }
 
-/** Downloads the snapshot into `file` (from offset 0), verifying its SHA-256 and size. */
-export async function applySnapshot(
-  store: Store,
-  object: BackupObject,
-  file: Deno.FsFile,
-): Promise<ReplayState> {
-  const data = await store.get(object.key);
-  const name = `${store.url}/${object.key}`;
-  const meta = decodeOrFail(object, store, () => decodeSnapshotMeta(data.metadata));
-  if (!meta.sha256) {
-    await data.body.cancel();
-    throw corruptError(`${name}: no sha256 in its metadata; refusing to use an unverifiable object`);
-  }
-  const hash = newSha256();
-  let bytes = 0;
-  await file.seek(0, Deno.SeekMode.Start);
-  for await (const chunk of reusedChunks(data.body)) {
-    hash.update(chunk);
-    bytes += chunk.byteLength;
-    await writeAll(file, chunk);
-  }
-  const actual = hash.digest("hex");
-  if (actual !== meta.sha256) {
-    throw corruptError(
-      `${name}: SHA-256 mismatch (stored ${meta.sha256}, content ${actual}); the object is corrupted`,
-    );
-  }
-  if (bytes !== meta.pageSize * meta.pageCount) {
-    throw corruptError(
-      `${name}: size ${bytes} does not match ${meta.pageCount} pages of ${meta.pageSize} bytes`,
-    );
-  }
+function samePosition(a: WalPosition, b: WalPosition): boolean {
+  return a.salt1 === b.salt1 && a.salt2 === b.salt2 && a.frame === b.frame &&
+    sameChecksum(a.checksum, b.checksum);
+}
+
+/** The state a replay is in right after a snapshot. */
+export function stateAfterSnapshot(meta: SnapshotMeta): ReplayState {
   return {
     pageSize: meta.pageSize,
     pageCount: meta.pageCount,
@@ -94,8 +277,23 @@ export async function applySnapshot(
   };
 }
 
-/** Checks that `seg` starts exactly where `state` ends; returns why not, or null. */
-function continuityProblem(state: ReplayState, seg: SegmentMeta): string | null {
+/** The state a replay is in right after a segment (derived from its metadata alone). */
+export function stateAfterSegment(meta: SegmentMeta): ReplayState {
+  return {
+    pageSize: meta.pageSize,
+    pageCount: meta.commitSize,
+    position: {
+      salt1: meta.salt1,
+      salt2: meta.salt2,
+      frame: meta.firstFrame + meta.frameCount - 1,
+      checksum: meta.after,
+    },
+    nextIndex: meta.index + 1,
+  };
+}
+
+/** Checks that segment `seg` starts exactly where `state` ends; returns why not, or null. */
+export function segmentContinuity(state: ReplayState, seg: SegmentMeta): string | null {
   if (seg.index !== state.nextIndex) return `expected segment #${state.nextIndex}, found #${seg.index}`;
   if (seg.pageSize !== state.pageSize) return `page size ${seg.pageSize} differs from ${state.pageSize}`;
   const pos = state.position;
@@ -116,64 +314,92 @@ function continuityProblem(state: ReplayState, seg: SegmentMeta): string | null 
   return null;
 }
 
-/** Downloads a segment and writes its frames into `file`, verifying everything; returns the new state. */
-export async function applySegment(
+/**
+ * Checks that a snapshot taken in the middle of a generation is the image of the chain at `state`
+ * (the end of the segment before it): same segment count, page size, database size and WAL
+ * position (or the start of a cleanly restarted WAL cycle). Returns why not, or null.
+ */
+export function snapshotContinuity(state: ReplayState, snap: SnapshotMeta): string | null {
+  if (snap.segmentsBefore !== state.nextIndex) {
+    return `taken after ${snap.segmentsBefore} segment(s), but the chain has ${state.nextIndex} at its time`;
+  }
+  if (snap.pageSize !== state.pageSize) return `page size ${snap.pageSize} differs from ${state.pageSize}`;
+  if (snap.pageCount !== state.pageCount) {
+    return `${snap.pageCount} pages, but the chain holds ${state.pageCount} at this point`;
+  }
+  const pos = state.position;
+  const at = snap.position;
+  if (pos === null || at === null) return pos === at ? null : "its WAL position does not continue the chain";
+  if (samePosition(pos, at)) return null;
+  if (at.frame === 0 && at.salt1 === ((pos.salt1 + 1) >>> 0)) return null; // a restarted, still empty WAL
+  return "its WAL position is not the end of the previous segment";
+}
+
+/** Replays a snapshot: downloads and verifies it, writing it from offset 0 through `writer`. */
+export async function replaySnapshot(
   store: Store,
-  object: BackupObject,
-  file: Deno.FsFile,
-  state: ReplayState,
+  object: SnapshotObject,
+  writer?: PageWriter,
 ): Promise<ReplayState> {
-  const data = await store.get(object.key);
-  const name = `${store.url}/${object.key}`;
-  const meta = decodeOrFail(object, store, () => decodeSegmentMeta(data.metadata));
-  const fail = async (why: string): Promise<never> => {
-    await data.body.cancel().catch(() => {});
-    throw corruptError(`${name}: ${why}`);
-  };
-  if (!meta.sha256) return await fail("no sha256 in its metadata; refusing to use an unverifiable object");
-  const problem = continuityProblem(state, meta);
-  if (problem) return await fail(`does not continue the restore chain: ${problem}`);
-  const frameSize = WAL_FRAME_HEADER_SIZE + meta.pageSize;
-  const bigEndian = (meta.magic & 1) === 1;
-  const hash = newSha256();
-  let seed = meta.before;
-  let frames = 0;
-  let lastCommit = 0;
-  try {
-    for await (
-      const frame of fixedRecords(tapped(reusedChunks(data.body), (chunk) => hash.update(chunk)), frameSize)
-    ) {
-      const verified = verifyFrame(frame, meta, bigEndian, seed);
-      if (!verified) {
-        throw corruptError(`${name}: frame ${meta.firstFrame + frames} fails its WAL checksum or salts`);
-      }
-      seed = verified.checksum;
-      frames++;
-      lastCommit = verified.header.commitSize;
-      await file.seek((verified.header.pgno - 1) * meta.pageSize, Deno.SeekMode.Start);
-      await writeAll(file, frame.subarray(WAL_FRAME_HEADER_SIZE));
+  const opened = await openObject(store, object, true);
+  await releasingOnError(opened.body, async () => {
+    checkStored(store, object, opened);
+    await snapshotContent(store, object, opened.meta, opened.body!, writer);
+  });
+  return stateAfterSnapshot(opened.meta);
+}
+
+/** Replays a segment after `state`: checks continuity, then downloads and verifies it, writing its pages. */
+export async function replaySegment(
+  store: Store,
+  object: SegmentObject,
+  state: ReplayState,
+  writer?: PageWriter,
+): Promise<ReplayState> {
+  const opened = await openObject(store, object, true);
+  const { meta } = opened;
+  await releasingOnError(opened.body, async () => {
+    checkStored(store, object, opened);
+    if (meta.index > state.nextIndex) {
+      const why = `the chain jumps from #${state.nextIndex - 1} to #${meta.index}, ${object.key}`;
+      throw new DamageError(
+        missingSegments(object.name, object.generation, state.nextIndex, meta.index - 1, why),
+        store.url,
+      );
     }
+    const problem = segmentContinuity(state, meta);
+    if (problem) fail(store, object, "chain", `does not continue the restore chain: ${problem}`, meta.index);
+    await segmentContent(store, object, meta, opened.body!, writer);
+  });
+  return stateAfterSegment(meta);
+}
+
+/** What {@link inspectObject} found about one object on its own (its place in the chain is not checked). */
+export interface Inspection {
+  object: BackupObject;
+  /** Its metadata, when readable (also when the content is damaged). */
+  meta: SnapshotMeta | SegmentMeta | null;
+  damage: Damage | null;
+}
+
+/**
+ * Checks one object on its own: its metadata and, unless `quick`, its content (streamed, nothing
+ * written anywhere). Continuity is left to the caller, who has the metadata of its neighbours.
+ */
+export async function inspectObject(store: Store, object: BackupObject, quick: boolean): Promise<Inspection> {
+  let meta: SnapshotMeta | SegmentMeta | null = null;
+  try {
+    const opened = await openObject(store, object, !quick);
+    meta = opened.meta;
+    await releasingOnError(opened.body, async () => {
+      checkStored(store, object, opened);
+      if (!opened.body) return;
+      if ("index" in opened.meta) await segmentContent(store, object, opened.meta, opened.body);
+      else await snapshotContent(store, object, opened.meta, opened.body);
+    });
+    return { object, meta, damage: null };
   } catch (e) {
-    if (e instanceof WalsyncError) throw e;
-    if (e instanceof RangeError) throw corruptError(`${name}: truncated (${e.message})`);
+    if (e instanceof DamageError) return { object, meta, damage: e.damage };
     throw e;
   }
-  const actual = hash.digest("hex");
-  if (actual !== meta.sha256) {
-    throw corruptError(
-      `${name}: SHA-256 mismatch (stored ${meta.sha256}, content ${actual}); the object is corrupted`,
-    );
-  }
-  if (
-    frames !== meta.frameCount || !sameChecksum(seed, meta.after) || lastCommit !== meta.commitSize ||
-    frames === 0
-  ) {
-    throw corruptError(`${name}: its frames do not match its metadata (or do not end with a commit)`);
-  }
-  return {
-    pageSize: state.pageSize,
-    pageCount: meta.commitSize,
-    position: { salt1: meta.salt1, salt2: meta.salt2, frame: meta.firstFrame + frames - 1, checksum: seed },
-    nextIndex: meta.index + 1,
-  };
 }

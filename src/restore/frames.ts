@@ -48,6 +48,7 @@ export async function* reusedChunks(stream: ReadableStream<Uint8Array>): AsyncGe
     return;
   }
   let buffer = new Uint8Array(READ_BUFFER);
+  let finished = false;
   try {
     while (true) {
       const { done, value } = await reader.read(buffer);
@@ -55,7 +56,10 @@ export async function* reusedChunks(stream: ReadableStream<Uint8Array>): AsyncGe
       yield value;
       buffer = new Uint8Array(value.buffer); // the read transferred the buffer; take it back whole
     }
+    finished = true;
   } finally {
-    reader.releaseLock();
+    // Stopped early (an error, a mismatch): cancel, so that the download stops too.
+    if (finished) reader.releaseLock();
+    else await reader.cancel().catch(() => {});
   }
 }

@@ -1,46 +1,140 @@
 /**
- * Choosing what to restore: the generation, snapshot and segments for a point in time (DESIGN.md §6).
+ * Choosing what to restore for a point in time (DESIGN.md §6): the generation, snapshot and
+ * segments, and what may replace them if one of their objects turns out to be damaged.
+ *
+ * The target belongs to the generation whose objects reach closest to it (at or before it). Within
+ * that generation every snapshot at or before the target leads to the same state (a later snapshot
+ * only shortens the replay), so they are tried newest first. Another generation may stand in only
+ * if it covers the target too: a restore never silently returns an earlier state than asked for.
  * @module
  */
-import { type DatabaseCatalog, type Generation, restorableRange } from "../catalog.ts";
+import {
+  type DatabaseCatalog,
+  type Generation,
+  lastTime,
+  missingGenerations,
+  restorableRange,
+} from "../catalog.ts";
 import { notFoundError } from "../errors.ts";
-import type { BackupObject } from "../layout.ts";
+import { type BackupObject, formatGeneration } from "../layout.ts";
+import {
+  type Damage,
+  missingGenerations as missingGenerationsDamage,
+  missingStartSnapshot,
+} from "./damage.ts";
+import type { SegmentObject, SnapshotObject } from "./apply.ts";
+import type { StateHint } from "./state_hint.ts";
 
-/** The objects a restore will read, in order. */
+/** The objects one restore attempt reads, in order. */
 export interface RestorePlan {
   name: string;
   generation: number;
-  snapshot: BackupObject;
-  segments: BackupObject[];
+  snapshot: SnapshotObject;
+  segments: SegmentObject[];
   /** The time of the state the restore produces (the last object applied). */
   time: number;
+  /** True when its generation has no object after the target: the listing ends where this plan does. */
+  atEnd: boolean;
+}
+
+/** The ways to restore a point in time, in the order to try them. */
+export interface RestoreChoice {
+  /** Plans from the target's generation, newest snapshot first; empty when `damage` rules them out. */
+  plans: RestorePlan[];
+  /** Plans from other generations that also cover the target, best first. */
+  fallbacks: RestorePlan[];
+  /** Damage the listing alone shows in the target's generation (e.g. its starting snapshot is gone). */
+  damage: Damage | null;
+  /** The best older state when the target cannot be restored exactly: a generation ending before it. */
+  older: { generation: number; time: number } | null;
+}
+
+/** The last of `objects` (in time order) at or before `t`. */
+function lastAtOrBefore(objects: BackupObject[], t: number): BackupObject | undefined {
+  return objects.findLast((o) => o.time <= t);
+}
+
+/** The time of the state generation `g` holds at `t`: its last object at or before `t`. */
+function reach(g: Generation, t: number): number | undefined {
+  const times = [lastAtOrBefore(g.snapshots, t)?.time, lastAtOrBefore(g.segments, t)?.time];
+  const known = times.filter((x) => x !== undefined);
+  return known.length ? Math.max(...known) : undefined;
+}
+
+/** One plan per snapshot of `g` at or before `t`, newest snapshot first. */
+function plansOf(name: string, g: Generation, t: number): RestorePlan[] {
+  const atEnd = lastTime(g) <= t;
+  return g.snapshots.filter((s) => s.time <= t).reverse().map((snapshot) => {
+    const segments = g.segments.filter((s) => s.time > snapshot.time && s.time <= t);
+    return {
+      name,
+      generation: g.generation,
+      snapshot: snapshot as SnapshotObject,
+      segments: segments as SegmentObject[],
+      time: segments.at(-1)?.time ?? snapshot.time,
+      atEnd,
+    };
+  });
 }
 
 /**
- * Plans the restore of `catalog` at `target` (ms since epoch; latest when undefined): the newest
- * generation that has a snapshot at or before the target, its newest snapshot at or before the
- * target, and its later segments up to the target.
- * @throws WalsyncError (not found) when nothing covers the target.
+ * Damage the listing shows for restoring generation `g` at `t`: no snapshot to start from, or (when
+ * `g` ends before the target) the next generation is gone although a later one is known.
  */
-export function planRestore(catalog: DatabaseCatalog, target?: number): RestorePlan {
-  const t = target ?? Number.POSITIVE_INFINITY;
-  const candidates = catalog.generations.filter((g) => g.snapshots.length > 0 && g.snapshots[0].time <= t);
-  const chosen: Generation | undefined = candidates.at(-1);
-  if (!chosen) {
-    const earliest = catalog.generations.map(restorableRange).find((r) => r !== null);
-    if (!earliest) throw notFoundError(`no snapshot of "${catalog.name}" exists: nothing to restore`);
-    throw notFoundError(
-      `${new Date(t).toISOString()} is before the first backup of "${catalog.name}" ` +
-        `(earliest restorable time: ${new Date(earliest.from).toISOString()})`,
-    );
+function listingDamage(db: DatabaseCatalog, g: Generation, t: number, hint: StateHint | null): Damage | null {
+  if (!g.snapshots.some((s) => s.time <= t)) {
+    const first = [...g.snapshots, ...g.segments].sort((a, b) => a.time - b.time)[0];
+    return missingStartSnapshot(db.name, g.generation, `no snapshot at or before ${first.key}`);
   }
-  const snapshot = chosen.snapshots.filter((s) => s.time <= t).at(-1)!;
-  const segments = chosen.segments.filter((s) => s.time > snapshot.time && s.time <= t);
+  if (lastTime(g) > t) return null;
+  const gap = missingGenerations(db, hint?.generation ?? 0).find(([from]) => from === g.generation + 1);
+  if (!gap) return null;
+  return missingGenerationsDamage(
+    db.name,
+    gap[0],
+    gap[1],
+    `a later generation is ${hint?.generation === gap[1] ? "recorded in state.json" : "stored"}`,
+  );
+}
+
+/**
+ * Plans the restore of `db` at `target` (ms since epoch; latest when undefined).
+ * @throws WalsyncError (not found) when the target is before every object.
+ */
+export function chooseRestore(
+  db: DatabaseCatalog,
+  target?: number,
+  hint: StateHint | null = null,
+): RestoreChoice {
+  const t = target ?? Number.POSITIVE_INFINITY;
+  const reached = db.generations
+    .map((g) => ({ g, reach: reach(g, t) }))
+    .filter((r): r is { g: Generation; reach: number } => r.reach !== undefined)
+    .sort((a, b) => b.reach - a.reach || b.g.generation - a.g.generation);
+  if (reached.length === 0) throw beforeFirstBackup(db, t);
+  const [chosen, ...others] = reached.map((r) => r.g);
+  const damage = listingDamage(db, chosen, t, hint);
+  const covering = others.filter((g) => Number.isFinite(t) && lastTime(g) >= t);
+  const older = others.filter((g) => !covering.includes(g) && g.snapshots.some((s) => s.time <= t))[0];
   return {
-    name: catalog.name,
-    generation: chosen.generation,
-    snapshot,
-    segments,
-    time: segments.at(-1)?.time ?? snapshot.time,
+    plans: damage ? [] : plansOf(db.name, chosen, t),
+    fallbacks: covering.flatMap((g) => plansOf(db.name, g, t)),
+    damage,
+    older: older ? { generation: older.generation, time: reach(older, t)! } : null,
   };
+}
+
+/** The error for a target before the first backup. */
+function beforeFirstBackup(db: DatabaseCatalog, t: number) {
+  const earliest = db.generations.map(restorableRange).find((r) => r !== null);
+  if (!earliest) return notFoundError(`no snapshot of "${db.name}" exists: nothing to restore`);
+  return notFoundError(
+    `${new Date(t).toISOString()} is before the first backup of "${db.name}" ` +
+      `(earliest restorable time: ${new Date(earliest.from).toISOString()})`,
+  );
+}
+
+/** Describes a plan for log lines: its snapshot and generation. */
+export function describePlan(plan: RestorePlan): string {
+  return `generation ${formatGeneration(plan.generation)} (snapshot ${plan.snapshot.key})`;
 }

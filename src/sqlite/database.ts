@@ -127,3 +127,17 @@ export function tryWriteLock(db: DatabaseSync, timeoutMs = BUSY_TIMEOUT_MS): boo
     }
   }
 }
+
+/**
+ * Takes the write lock, polling in bursts of `burstMs` with short pauses in between (so other
+ * work in this process goes on), for up to `totalMs`. Returns false if it never got it.
+ */
+export async function acquireWriteLock(db: DatabaseSync, totalMs: number, burstMs = 200): Promise<boolean> {
+  const deadline = performance.now() + totalMs;
+  while (true) {
+    if (tryWriteLock(db, Math.min(burstMs, Math.max(0, deadline - performance.now())))) return true;
+    if (performance.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+  }
+}
+

@@ -25,7 +25,7 @@ import {
   type WalHeader,
   type WalPosition,
 } from "../wal.ts";
-import { beginRead, DbFile, endTransaction, openReader, openWriter, tryWriteLock } from "./database.ts";
+import { acquireWriteLock, beginRead, DbFile, endTransaction, openReader, openWriter } from "./database.ts";
 
 /** Where a WAL frame that overrides a database page lives, and how to re-verify it. */
 export interface OverlayFrame {
@@ -46,6 +46,9 @@ export interface DatabaseImage extends ByteSource {
   /** The WAL position the image corresponds to (null when there was no valid WAL). */
   position: WalPosition | null;
 }
+
+/** How long a one-shot snapshot waits for the write lock (held only for the WAL scan). */
+const SNAPSHOT_LOCK_WAIT_MS = 30_000;
 
 /** Pages read from the database file per read call when streaming an image. */
 const CHUNK_PAGES = 64;
@@ -166,9 +169,12 @@ export async function openConsistentImage(path: string): Promise<HeldImage> {
       return { image, release };
     }
     writer = openWriter(path);
-    if (!tryWriteLock(writer)) {
+    if (!(await acquireWriteLock(writer, SNAPSHOT_LOCK_WAIT_MS))) {
       throw new WalsyncError(
-        `${path} stayed write-locked by another connection; could not take a consistent snapshot`,
+        `${path} stayed write-locked by another connection for ${SNAPSHOT_LOCK_WAIT_MS / 1000} s; ` +
+          "could not take a consistent snapshot",
+      );
+    } stayed write-locked by another connection; could not take a consistent snapshot`,
       );
     }
     let image: DatabaseImage;

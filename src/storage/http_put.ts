@@ -20,12 +20,14 @@ export interface PutResponse {
 
 /**
  * PUTs `body` to `url` with `headers` and its size as Content-Length.
- * Rejects on network errors; HTTP error statuses are returned, not thrown.
+ * Rejects on network errors and after `timeoutMs` without progress ("timeout"); HTTP error
+ * statuses are returned, not thrown.
  */
 export function streamingPut(
   url: string,
   headers: Record<string, string>,
   body: ByteSource,
+  timeoutMs: number,
 ): Promise<PutResponse> {
   const target = new URL(url);
   const transport = target.protocol === "https:" ? https : http;
@@ -58,6 +60,8 @@ export function streamingPut(
       });
     });
     request.on("error", fail);
+    // A connection that stays silent (no progress either way) for timeoutMs is abandoned.
+    request.setTimeout(timeoutMs, () => request.destroy(new Error("timeout")));
     (async () => {
       try {
         for await (const chunk of body.chunks()) {

@@ -5,6 +5,7 @@
 import { parseBackupUrl } from "../url.ts";
 import { FileStore } from "./file.ts";
 import { S3Store } from "./s3.ts";
+import { DEFAULT_RETRY, RetryingStore, type RetryPolicy } from "./retry.ts";
 import type { Store } from "./store.ts";
 
 /** Options that override the environment. */
@@ -13,18 +14,23 @@ export interface StoreOptions {
   endpoint?: string;
   /** Environment to read; defaults to the process environment. */
   env?: (name: string) => string | undefined;
+  /** Retry policy for transient failures (default: {@link DEFAULT_RETRY}). */
+  retry?: RetryPolicy;
 }
 
 /**
  * Opens the store for `url` (`s3://bucket[/prefix]` or `file:///dir`).
  * Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), the
- * endpoint from `--endpoint` or AWS_ENDPOINT_URL_S3, the region from AWS_REGION (default us-east-1).
+ * endpoint from `--endpoint` or AWS_ENDPOINT_URL_S3, the region from AWS_REGION (default us-east-1),
+ * the per-request timeout from WALSYNC_S3_TIMEOUT_MS (default 30 s). S3 calls are retried with
+ * backoff when they fail transiently.
  */
 export function openStore(url: string, options: StoreOptions = {}): Store {
   const env = options.env ?? ((name: string) => Deno.env.get(name));
   const location = parseBackupUrl(url);
   if (location.kind === "file") return new FileStore(location.dir);
-  return new S3Store({
+  const timeout = Number(env("WALSYNC_S3_TIMEOUT_MS"));
+  const s3 = new S3Store({
     bucket: location.bucket,
     prefix: location.prefix,
     endpoint: options.endpoint || env("AWS_ENDPOINT_URL_S3") || env("AWS_ENDPOINT_URL") || undefined,
@@ -32,5 +38,7 @@ export function openStore(url: string, options: StoreOptions = {}): Store {
     accessKeyId: env("AWS_ACCESS_KEY_ID"),
     secretAccessKey: env("AWS_SECRET_ACCESS_KEY"),
     sessionToken: env("AWS_SESSION_TOKEN"),
+    timeoutMs: timeout > 0 ? timeout : undefined,
   });
+  return new RetryingStore(s3, options.retry ?? DEFAULT_RETRY);
 }

@@ -1,9 +1,14 @@
 /**
  * An S3-compatible store (AWS S3, Ceph RGW, MinIO, R2, Tigris ...), built on s3-lite-client.
  *
- * Uploads stream: s3-lite-client buffers a whole request body (or a 64 MB part) in memory to sign
- * it, so a PUT is sent instead to a pre-signed URL (UNSIGNED-PAYLOAD) with a streaming body and an
- * explicit Content-Length; memory stays flat whatever the object size.
+ * The client signs; the requests are sent here, to control memory and time:
+ * - PUT goes to a pre-signed URL (UNSIGNED-PAYLOAD) with a streaming body and an explicit
+ *   Content-Length (s3-lite-client would buffer a whole body, or a 64 MB part, to sign it);
+ * - GET, HEAD and DELETE use pre-signed URLs with fetch and an AbortController, so that every
+ *   request has a timeout: until the response headers arrive, and then between two body reads;
+ * - LIST goes through the client, raced against the same timeout.
+ * Errors become WalsyncErrors that say what happened without secrets or signatures, and are marked
+ * retryable when trying again may help (network errors, timeouts, 5xx, throttling).
  * @module
  */
 import { S3Client, S3Errors } from "@bradenmacdonald/s3-lite-client";
@@ -16,6 +21,8 @@ import type { ListedObject, ObjectData, ObjectInfo, Store } from "./store.ts";
 const META_PREFIX = "x-amz-meta-";
 /** Single PUTs are limited to 5 GiB by S3. */
 export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
+/** Default per-request timeout (headers, or silence between body reads); WALSYNC_S3_TIMEOUT_MS overrides. */
+const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** Connection settings for an S3 store. */
 export interface S3Settings {
@@ -27,29 +34,35 @@ export interface S3Settings {
   accessKeyId?: string;
   secretAccessKey?: string;
   sessionToken?: string;
+  /** Per-request timeout in milliseconds. */
+  timeoutMs?: number;
 }
+
+/** Thrown inside this module when a request times out. */
+class TimeoutError extends Error {}
 
 /** A {@link Store} on an S3-compatible server. */
 export class S3Store implements Store {
   readonly url: string;
   readonly #client: S3Client;
+  readonly #bucket: string;
   readonly #prefix: string;
   readonly #endpoint: string;
+  readonly #timeoutMs: number;
 
   constructor(settings: S3Settings) {
     const { bucket, prefix, region } = settings;
     this.url = `s3://${bucket}${prefix ? "/" + prefix : ""}`;
+    this.#bucket = bucket;
     this.#prefix = prefix ? prefix + "/" : "";
+    this.#timeoutMs = settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!settings.accessKeyId || !settings.secretAccessKey) {
-      throw usageError(
-        "missing S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
-      );
+      throw usageError("missing S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment");
     }
     const custom = settings.endpoint !== undefined;
     this.#endpoint = settings.endpoint ?? `https://s3.${region}.amazonaws.com`;
-    let endpointUrl: URL;
     try {
-      endpointUrl = new URL(this.#endpoint);
+      const endpointUrl = new URL(this.#endpoint);
       if (endpointUrl.protocol !== "http:" && endpointUrl.protocol !== "https:") throw new Error("scheme");
     } catch {
       throw usageError(`invalid S3 endpoint "${this.#endpoint}": expected http(s)://host[:port]`);
@@ -74,7 +87,7 @@ export class S3Store implements Store {
     return this.#prefix + key;
   }
 
-  /** Turns a client or network error into a clear WalsyncError without secrets or signatures. */
+  /** Turns a client, HTTP or network error into a clear WalsyncError without secrets or signatures. */
   #explain(e: unknown, what: string, key?: string): WalsyncError {
     if (e instanceof WalsyncError) return e;
     if (e instanceof S3Errors.ServerError) {
@@ -84,20 +97,54 @@ export class S3Store implements Store {
             `AWS_SECRET_ACCESS_KEY and the bucket's permissions`,
         );
       }
-      if (e.code === "NoSuchBucket") {
-        return storageError(
-          `bucket "${this.url.slice(5).split("/")[0]}" does not exist at ${this.#endpoint}`,
-        );
-      }
-      if (e.statusCode === 404 && key !== undefined) {
-        return notFoundError(`object ${this.url}/${key} does not exist`);
-      }
+      if (e.code === "NoSuchBucket") return storageError(`bucket "${this.#bucket}" does not exist at ${this.#endpoint}`);
+      if (e.statusCode === 404 && key !== undefined) return notFoundError(`object ${this.url}/${key} does not exist`);
+      const transient = e.statusCode >= 500 || e.statusCode === 408 || e.statusCode === 429 || e.code === "BadDigest" ||
+        e.code === "RequestTimeout" || e.code === "SlowDown";
       return storageError(
         `S3 error while trying to ${what}: ${e.statusCode} ${e.code}: ${redact(e.message)}`,
+        undefined,
+        transient,
       );
     }
+    if (e instanceof TimeoutError) {
+      return storageError(`S3 endpoint ${this.#endpoint} did not answer within ${this.#timeoutMs} ms (${what})`, e, true);
+    }
     const message = redact(e instanceof Error ? e.message : String(e));
-    return storageError(`cannot reach S3 endpoint ${this.#endpoint} to ${what}: ${message}`, undefined);
+    return storageError(`cannot reach S3 endpoint ${this.#endpoint} to ${what}: ${message}`, undefined, true);
+  }
+
+  /**
+   * Sends a request to a pre-signed URL. Resolves with the response once its headers arrived within
+   * the timeout; `keepAlive` returns a function to call on each body read to push the deadline on.
+   */
+  async #send(method: "GET" | "HEAD" | "DELETE", key: string): Promise<{ response: Response; touch: () => void; done: () => void }> {
+    const url = await this.#client.getPresignedUrl(method, this.#fullKey(key), { expirySeconds: 3600 });
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const touch = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(new TimeoutError("timeout")), this.#timeoutMs);
+    };
+    const done = () => clearTimeout(timer);
+    touch();
+    try {
+      const response = await fetch(url, { method, signal: controller.signal });
+      return { response, touch, done };
+    } catch (e) {
+      done();
+      throw controller.signal.aborted ? new TimeoutError("timeout") : e;
+    }
+  }
+
+  /** Reads an error response into the client's ServerError (HEAD answers have no body: status only). */
+  async #serverError(response: Response): Promise<S3Errors.ServerError> {
+    if (response.status === 404 && response.headers.get("content-length") === "0") {
+      return new S3Errors.ServerError(404, "NotFound", "not found");
+    }
+    const error = await S3Errors.parseServerError(response);
+    if (error.code === "UnrecognizedError" && response.status === 404) return new S3Errors.ServerError(404, "NotFound", "");
+    return error;
   }
 
   async put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string) {
@@ -114,9 +161,9 @@ export class S3Store implements Store {
         expirySeconds: 3600,
       });
       const sent = contentMd5 ? { ...headers, "content-md5": contentMd5 } : headers;
-      response = await streamingPut(url, sent, body);
+      response = await streamingPut(url, sent, body, this.#timeoutMs);
     } catch (e) {
-      throw this.#explain(e, `upload ${key}`);
+      throw this.#explain((e as Error).message === "timeout" ? new TimeoutError("timeout") : e, `upload ${key}`);
     }
     if (response.status < 200 || response.status >= 300) {
       const error = await S3Errors.parseServerError(new Response(response.text, { status: response.status }));
@@ -125,61 +172,87 @@ export class S3Store implements Store {
   }
 
   async get(key: string): Promise<ObjectData> {
-    let response: Response;
+    let sent: { response: Response; touch: () => void; done: () => void };
     try {
-      response = await this.#client.getObject(this.#fullKey(key));
+      sent = await this.#send("GET", key);
     } catch (e) {
       throw this.#explain(e, `download ${key}`, key);
     }
+    const { response, touch, done } = sent;
+    if (!response.ok) {
+      done();
+      throw this.#explain(await this.#serverError(response), `download ${key}`, key);
+    }
     const size = Number(response.headers.get("content-length") ?? "NaN");
-    return { key, size, metadata: userMetadata(response.headers), body: response.body! };
+    return { key, size, metadata: userMetadata(response.headers), body: watchdogBody(response.body!, this.#timeoutMs, touch, done) };
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
+    let response: Response;
     try {
-      const stat = await this.#client.statObject(this.#fullKey(key));
-      const metadata: Record<string, string> = {};
-      for (const [k, v] of Object.entries(stat.metadata)) {
-        if (k.startsWith(META_PREFIX) && v !== undefined) metadata[k.slice(META_PREFIX.length)] = v;
-      }
-      return { key, size: stat.size, metadata };
+      const sent = await this.#send("HEAD", key);
+      sent.done();
+      response = sent.response;
     } catch (e) {
-      if (e instanceof S3Errors.ServerError && e.statusCode === 404) {
-        // A HEAD has no body, so a missing bucket looks like a missing key; tell them apart.
-        if (!(await this.#bucketExists())) {
-          throw this.#explain(new S3Errors.ServerError(404, "NoSuchBucket", ""), "");
-        }
-        return null;
-      }
       throw this.#explain(e, `read metadata of ${key}`);
     }
+    await response.body?.cancel();
+    if (response.status === 404) {
+      // A HEAD has no body, so a missing bucket looks like a missing key; tell them apart.
+      if (!(await this.#bucketExists())) throw this.#explain(new S3Errors.ServerError(404, "NoSuchBucket", ""), "");
+      return null;
+    }
+    if (!response.ok) {
+      throw this.#explain(new S3Errors.ServerError(response.status, `HTTP${response.status}`, ""), `read metadata of ${key}`);
+    }
+    return { key, size: Number(response.headers.get("content-length") ?? "NaN"), metadata: userMetadata(response.headers) };
   }
 
   async #bucketExists(): Promise<boolean> {
     try {
-      return await this.#client.bucketExists(this.url.slice(5).split("/")[0]);
+      return await this.#withTimeout(this.#client.bucketExists(this.#bucket));
     } catch (e) {
       throw this.#explain(e, "check the bucket");
     }
   }
 
+  /** Races `promise` against the request timeout (for the calls that go through the client). */
+  #withTimeout<T>(promise: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError("timeout")), this.#timeoutMs);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
   async *list(prefix: string): AsyncIterable<ListedObject> {
-    try {
-      for await (const object of this.#client.listObjects({ prefix: this.#fullKey(prefix) })) {
-        yield { key: object.key.slice(this.#prefix.length), size: object.size };
+    const iterator = this.#client.listObjects({ prefix: this.#fullKey(prefix) })[Symbol.asyncIterator]();
+    while (true) {
+      let next: IteratorResult<{ key: string; size: number }>;
+      try {
+        next = await this.#withTimeout(iterator.next());
+      } catch (e) {
+        throw this.#explain(e, `list ${this.url}`);
       }
-    } catch (e) {
-      throw this.#explain(e, `list ${this.url}`);
+      if (next.done) return;
+      yield { key: next.value.key.slice(this.#prefix.length), size: next.value.size };
     }
   }
 
   async delete(key: string): Promise<void> {
+    let response: Response;
     try {
-      await this.#client.deleteObject(this.#fullKey(key));
+      const sent = await this.#send("DELETE", key);
+      sent.done();
+      response = sent.response;
     } catch (e) {
-      if (e instanceof S3Errors.ServerError && e.statusCode === 404) return;
       throw this.#explain(e, `delete ${key}`);
     }
+    if (response.ok || response.status === 404) {
+      await response.body?.cancel();
+      return;
+    }
+    throw this.#explain(await this.#serverError(response), `delete ${key}`);
   }
 }
 
@@ -190,4 +263,50 @@ function userMetadata(headers: Headers): Record<string, string> {
     if (lower.startsWith(META_PREFIX)) metadata[lower.slice(META_PREFIX.length)] = value;
   });
   return metadata;
+}
+
+/**
+ * Wraps a response body in a byte stream (BYOB reads still work) that pushes the request's
+ * deadline on with every read, so a download fails when the server goes silent, not when it is
+ * merely long.
+ */
+function watchdogBody(
+  body: ReadableStream<Uint8Array>,
+  timeoutMs: number,
+  touch: () => void,
+  done: () => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader({ mode: "byob" });
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: 64 * 1024,
+    async pull(controller) {
+      const request = controller.byobRequest!;
+      const view = request.view as Uint8Array;
+      touch();
+      try {
+        const { done: finished, value } = await reader.read(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+        if (finished) {
+          done();
+          controller.close();
+          // Our read detached the request's buffer; answer with the (empty) view it came back in.
+          if (value) request.respondWithNewView(value);
+          else request.respond(0);
+          return;
+        }
+        // The read transferred the buffer: hand the filled view back to the consumer.
+        request.respondWithNewView(value!);
+      } catch (e) {
+        done();
+        const why = e instanceof DOMException || e instanceof TimeoutError
+          ? `no data for ${timeoutMs} ms`
+          : redact((e as Error).message);
+        controller.error(storageError(`download interrupted: ${why}`, undefined, true));
+      }
+    },
+    cancel(reason) {
+      done();
+      return reader.cancel(reason);
+    },
+  });
 }

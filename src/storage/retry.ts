@@ -1,0 +1,96 @@
+/**
+ * Retries for store calls: bounded exponential backoff with full jitter, only for failures marked
+ * retryable (network errors, timeouts, 5xx, throttling), never for access denied, missing objects
+ * or corruption. An outage is logged once when it starts and once when it ends, not per attempt.
+ * @module
+ */
+import { WalsyncError } from "../errors.ts";
+import * as log from "../log.ts";
+import type { ByteSource } from "./source.ts";
+import type { ListedObject, ObjectData, ObjectInfo, Store } from "./store.ts";
+
+/** How hard to try. */
+export interface RetryPolicy {
+  /** Total attempts per call (1 = no retry). */
+  attempts: number;
+  /** First backoff, doubled each time up to `maxDelayMs`; the actual wait is random in [0, backoff]. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** The default for one-shot commands: about 15 s of trying in the worst case. */
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 250, maxDelayMs: 8_000 };
+
+/** Whether an error may go away if the same call is made again. */
+export function isRetryable(e: unknown): boolean {
+  return e instanceof WalsyncError && e.retryable;
+}
+
+/** A {@link Store} that retries the retryable failures of another one. */
+export class RetryingStore implements Store {
+  readonly url: string;
+  #outageSince: number | null = null;
+  #failedCalls = 0;
+
+  constructor(readonly inner: Store, readonly policy: RetryPolicy = DEFAULT_RETRY) {
+    this.url = inner.url;
+  }
+
+  /** True while the last call to the store failed after all its attempts. */
+  get inOutage(): boolean {
+    return this.#outageSince !== null;
+  }
+
+  async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let backoff = this.policy.baseDelayMs;
+    for (let attempt = 1;; attempt++) {
+      try {
+        const result = await fn();
+        if (this.#outageSince !== null) {
+          const seconds = ((Date.now() - this.#outageSince) / 1000).toFixed(1);
+          log.info(`store ${this.url} is reachable again after ${seconds} s (${this.#failedCalls} call(s) had failed)`);
+          this.#outageSince = null;
+          this.#failedCalls = 0;
+        }
+        return result;
+      } catch (e) {
+        if (!isRetryable(e)) throw e;
+        if (attempt >= this.policy.attempts) {
+          this.#failedCalls++;
+          if (this.#outageSince === null) {
+            this.#outageSince = Date.now();
+            log.warn(`store ${this.url} is failing (${what}): ${(e as Error).message}; retrying with backoff`);
+          }
+          throw e;
+        }
+        log.debug(`${what}: attempt ${attempt} failed, retrying: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, Math.random() * backoff));
+        backoff = Math.min(backoff * 2, this.policy.maxDelayMs);
+      }
+    }
+  }
+
+  put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string): Promise<void> {
+    return this.#call(`upload ${key}`, () => this.inner.put(key, body, metadata, contentMd5));
+  }
+
+  /** Retries until the response starts; a failure while reading the body is the caller's to handle. */
+  get(key: string): Promise<ObjectData> {
+    return this.#call(`download ${key}`, () => this.inner.get(key));
+  }
+
+  head(key: string): Promise<ObjectInfo | null> {
+    return this.#call(`read metadata of ${key}`, () => this.inner.head(key));
+  }
+
+  /** Retries the listing from the start if a page fails before anything was yielded from it. */
+  async *list(prefix: string): AsyncIterable<ListedObject> {
+    // Listings are small relative to memory (keys only) and restartable: collect, then yield.
+    const all = await this.#call(`list ${prefix || "/"}`, () => Array.fromAsync(this.inner.list(prefix)));
+    yield* all;
+  }
+
+  delete(key: string): Promise<void> {
+    return this.#call(`delete ${key}`, () => this.inner.delete(key));
+  }
+}
