@@ -174,8 +174,6 @@ export async function openConsistentImage(path: string): Promise<HeldImage> {
         `${path} stayed write-locked by another connection for ${SNAPSHOT_LOCK_WAIT_MS / 1000} s; ` +
           "could not take a consistent snapshot",
       );
-    } stayed write-locked by another connection; could not take a consistent snapshot`,
-      );
     }
     let image: DatabaseImage;
     try {
