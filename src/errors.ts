@@ -22,6 +22,8 @@ export const ExitCode = {
   Storage: 5,
   /** The output already exists and --force was not given. */
   Exists: 6,
+  /** Another walsync holds the lease of this database name (see `watch`). */
+  Locked: 7,
   /** Interrupted by SIGINT/SIGTERM before the work completed. */
   Interrupted: 130,
   /** A bug: an unexpected exception. */

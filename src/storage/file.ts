@@ -7,7 +7,7 @@
 import { dirname, join } from "node:path";
 import { notFoundError, storageError, WalsyncError } from "../errors.ts";
 import type { ByteSource } from "./source.ts";
-import type { ListedObject, ObjectData, ObjectInfo, Store } from "./store.ts";
+import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
 const META_SUFFIX = ".meta.json";
 const TEMP_MARK = ".tmp-";
@@ -61,6 +61,57 @@ export class FileStore implements Store {
     }
   }
 
+  /**
+   * Conditional write: create-only through link() (fails if the name exists), replace-if-unchanged
+   * under a mutex file, taken with an exclusive create. The etag is the file's identity
+   * (inode, mtime, size): every write renames a new file into place.
+   */
+  async putSmall(
+    key: string,
+    body: Uint8Array,
+    metadata: Record<string, string>,
+    condition: WriteCondition,
+  ): Promise<string | null> {
+    const path = this.#path(key);
+    await Deno.mkdir(dirname(path), { recursive: true });
+    const temp = `${path}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`;
+    await writeFileSynced(temp, body);
+    try {
+      if ("ifNoneMatch" in condition) {
+        try {
+          await Deno.link(temp, path);
+        } catch (e) {
+          if (e instanceof Deno.errors.AlreadyExists) return null;
+          throw e;
+        }
+      } else {
+        const unlock = await lockFile(`${path}.lock`);
+        try {
+          if ((await this.#etag(path)) !== condition.ifMatch) return null;
+          await Deno.rename(temp, path);
+        } finally {
+          await unlock();
+        }
+      }
+      await writeFileSynced(`${path}${META_SUFFIX}${TEMP_MARK}m`, new TextEncoder().encode(JSON.stringify({ size: body.byteLength, metadata })));
+      await Deno.rename(`${path}${META_SUFFIX}${TEMP_MARK}m`, path + META_SUFFIX);
+      await syncDir(dirname(path));
+      return await this.#etag(path);
+    } finally {
+      await Deno.remove(temp).catch(() => {});
+    }
+  }
+
+  async #etag(path: string): Promise<string | null> {
+    try {
+      const stat = await Deno.stat(path);
+      return `${stat.ino}-${stat.mtime?.getTime()}-${stat.size}`;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  }
+
   async get(key: string): Promise<ObjectData> {
     const info = await this.head(key);
     if (!info) throw notFoundError(`object ${this.url}/${key} does not exist`);
@@ -83,7 +134,7 @@ export class FileStore implements Store {
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound) && !(e instanceof SyntaxError)) throw e;
     }
-    return { key, size, metadata };
+    return { key, size, metadata, etag: (await this.#etag(path)) ?? undefined };
   }
 
   async *list(prefix: string): AsyncIterable<ListedObject> {
@@ -120,13 +171,33 @@ export class FileStore implements Store {
   }
 }
 
-async function writeFileSynced(path: string, text: string): Promise<void> {
-  const file = await Deno.open(path, { write: true, createNew: true });
+async function writeFileSynced(path: string, content: string | Uint8Array): Promise<void> {
+  const bytes = typeof content === "string" ? new TextEncoder().encode(content) : content;
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
   try {
-    await file.write(new TextEncoder().encode(text));
+    for (let off = 0; off < bytes.byteLength;) off += await file.write(bytes.subarray(off));
     await file.sync();
   } finally {
     file.close();
+  }
+}
+
+/**
+ * A cross-process mutex: an exclusively created lock file. A lock file older than 30 s belongs to
+ * a process that died holding it and is broken. Returns the unlock function.
+ */
+async function lockFile(path: string): Promise<() => Promise<void>> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      (await Deno.open(path, { write: true, createNew: true })).close();
+      return () => Deno.remove(path).catch(() => {});
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      const age = Date.now() - ((await Deno.stat(path).catch(() => null))?.mtime?.getTime() ?? Date.now());
+      if (age > 30_000) await Deno.remove(path).catch(() => {});
+      else if (attempt > 500) throw new Error(`${path} stayed locked`);
+      else await new Promise((r) => setTimeout(r, 10));
+    }
   }
 }
 

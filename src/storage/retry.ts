@@ -7,7 +7,7 @@
 import { WalsyncError } from "../errors.ts";
 import * as log from "../log.ts";
 import type { ByteSource } from "./source.ts";
-import type { ListedObject, ObjectData, ObjectInfo, Store } from "./store.ts";
+import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
 /** How hard to try. */
 export interface RetryPolicy {
@@ -72,6 +72,10 @@ export class RetryingStore implements Store {
 
   put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string): Promise<void> {
     return this.#call(`upload ${key}`, () => this.inner.put(key, body, metadata, contentMd5));
+  }
+
+  putSmall(key: string, body: Uint8Array, metadata: Record<string, string>, condition: WriteCondition) {
+    return this.#call(`write ${key}`, () => this.inner.putSmall(key, body, metadata, condition));
   }
 
   /** Retries until the response starts; a failure while reading the body is the caller's to handle. */

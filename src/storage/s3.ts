@@ -16,7 +16,7 @@ import { notFoundError, storageError, usageError, WalsyncError } from "../errors
 import { redact } from "../redact.ts";
 import { type PutResponse, streamingPut } from "./http_put.ts";
 import type { ByteSource } from "./source.ts";
-import type { ListedObject, ObjectData, ObjectInfo, Store } from "./store.ts";
+import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
 const META_PREFIX = "x-amz-meta-";
 /** Single PUTs are limited to 5 GiB by S3. */
@@ -171,6 +171,33 @@ export class S3Store implements Store {
     }
   }
 
+  async putSmall(
+    key: string,
+    body: Uint8Array,
+    metadata: Record<string, string>,
+    condition: WriteCondition,
+  ): Promise<string | null> {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(metadata)) headers[META_PREFIX + k] = v;
+    // RGW compares If-Match with the unquoted ETag; AWS accepts both forms.
+    if ("ifNoneMatch" in condition) headers["if-none-match"] = "*";
+    else headers["if-match"] = condition.ifMatch;
+    let response: Response;
+    try {
+      const url = await this.#client.getPresignedUrl("PUT", this.#fullKey(key), { extraHeaders: headers, expirySeconds: 3600 });
+      response = await this.#withTimeout(fetch(url, { method: "PUT", headers, body: body as Uint8Array<ArrayBuffer> }));
+    } catch (e) {
+      throw this.#explain(e, `write ${key}`);
+    }
+    if (response.status === 412 || response.status === 409) {
+      await response.body?.cancel();
+      return null;
+    }
+    if (!response.ok) throw this.#explain(await this.#serverError(response), `write ${key}`);
+    await response.body?.cancel();
+    return unquote(response.headers.get("etag") ?? "");
+  }
+
   async get(key: string): Promise<ObjectData> {
     let sent: { response: Response; touch: () => void; done: () => void };
     try {
@@ -205,7 +232,12 @@ export class S3Store implements Store {
     if (!response.ok) {
       throw this.#explain(new S3Errors.ServerError(response.status, `HTTP${response.status}`, ""), `read metadata of ${key}`);
     }
-    return { key, size: Number(response.headers.get("content-length") ?? "NaN"), metadata: userMetadata(response.headers) };
+    return {
+      key,
+      size: Number(response.headers.get("content-length") ?? "NaN"),
+      metadata: userMetadata(response.headers),
+      etag: unquote(response.headers.get("etag") ?? ""),
+    };
   }
 
   async #bucketExists(): Promise<boolean> {
@@ -254,6 +286,10 @@ export class S3Store implements Store {
     }
     throw this.#explain(await this.#serverError(response), `delete ${key}`);
   }
+}
+
+function unquote(etag: string): string {
+  return etag.replace(/^W\//, "").replace(/^"|"$/g, "");
 }
 
 function userMetadata(headers: Headers): Record<string, string> {

@@ -13,7 +13,12 @@ export interface ObjectInfo {
   size: number;
   /** User metadata, keys lower case without the `x-amz-meta-` prefix. */
   metadata: Record<string, string>;
+  /** The object's version tag (unquoted), for conditional writes. */
+  etag?: string;
 }
+
+/** A condition for {@link Store.putSmall}: create only, or replace only this version. */
+export type WriteCondition = { ifNoneMatch: "*" } | { ifMatch: string };
 
 /** One entry of a listing. */
 export interface ListedObject {
@@ -42,6 +47,12 @@ export interface Store {
   head(key: string): Promise<ObjectInfo | null>;
   /** All objects whose key starts with `prefix`, in lexicographic key order. */
   list(prefix: string): AsyncIterable<ListedObject>;
+  /**
+   * Writes a small object (kept in memory) only if `condition` holds: atomically, so that of two
+   * writers racing for the same condition exactly one wins. Returns the new etag, or null when
+   * the condition failed (the object exists / changed).
+   */
+  putSmall(key: string, body: Uint8Array, metadata: Record<string, string>, condition: WriteCondition): Promise<string | null>;
   /** Deletes an object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
 }
