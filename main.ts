@@ -4,12 +4,13 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { ExitCode, usageError, WalsyncError } from "./src/errors.ts";
+import { corruptError, ExitCode, usageError, WalsyncError } from "./src/errors.ts";
 import * as log from "./src/log.ts";
 import { redact } from "./src/redact.ts";
 import { formatListTable, listCommand } from "./src/commands/list.ts";
 import { restoreCommand } from "./src/commands/restore.ts";
 import { snapshotCommand } from "./src/commands/snapshot.ts";
+import { formatVerifyReport, verifyCommand } from "./src/commands/verify.ts";
 import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
 import { parseTargets } from "./src/watch/targets.ts";
 import { openStore } from "./src/storage/open.ts";
@@ -84,6 +85,11 @@ export function buildProgram(): Command {
     .option("--sync-interval <SECS>", "how often committed WAL frames are shipped", "1")
     .option("--snapshot-interval <SECS>", "how often a full snapshot is taken", "3600")
     .option(
+      "--lease-seconds <SECS>",
+      "single-writer lease per database; renewed every third of it",
+      String(WATCH_DEFAULTS.leaseMs / 1000),
+    )
+    .option(
       "--checkpoint-frames <N>",
       "checkpoint when the WAL holds this many frames",
       String(WATCH_DEFAULTS.checkpointFrames),
@@ -96,6 +102,7 @@ export function buildProgram(): Command {
         syncIntervalMs: seconds(opts.syncInterval, "--sync-interval") * 1000,
         snapshotIntervalMs: seconds(opts.snapshotInterval, "--snapshot-interval") * 1000,
         checkpointFrames: Math.round(seconds(opts.checkpointFrames, "--checkpoint-frames")),
+        leaseMs: seconds(opts.leaseSeconds, "--lease-seconds") * 1000,
       });
       if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);
     });
@@ -140,6 +147,25 @@ export function buildProgram(): Command {
             `${result.segments} segment(s), ${result.size} bytes`,
         );
       }
+    });
+
+  program.command("verify")
+    .description(
+      "Check every backup object (SHA-256, WAL checksums, chain continuity); report what can be restored.",
+    )
+    .argument("[NAME...]", "databases to check (default: all)")
+    .addOption(backupOption())
+    .addOption(endpointOption())
+    .option(
+      "--quick",
+      "read metadata only (no download): finds missing objects and broken chains, not bad bytes",
+    )
+    .option("--json", "print the report as JSON (shape documented in the README)")
+    .action(async (names: string[], opts) => {
+      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const report = await verifyCommand(store, names, { quick: opts.quick });
+      print(opts.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
+      if (!report.ok) throw corruptError("verify: damaged or missing objects (see the report)");
     });
   return program;
 }

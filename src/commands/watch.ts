@@ -5,6 +5,7 @@
 import { ExitCode, WalsyncError } from "../errors.ts";
 import * as log from "../log.ts";
 import type { Store } from "../storage/store.ts";
+import { DEFAULT_LEASE_MS } from "../watch/lease.ts";
 import { Replica, type ReplicaOptions } from "../watch/replica.ts";
 import type { WatchTarget } from "../watch/targets.ts";
 
@@ -17,6 +18,7 @@ export interface WatchOptions extends ReplicaOptions {
 
 /** Default tunables (see the README). */
 export const WATCH_DEFAULTS: Omit<WatchOptions, "syncIntervalMs" | "snapshotIntervalMs"> = {
+  leaseMs: DEFAULT_LEASE_MS,
   checkpointFrames: 1000,
   barrierTimeoutMs: 200,
   concurrency: 8,
@@ -53,6 +55,7 @@ export async function watchCommand(
 
   try {
     const replicas: Replica[] = [];
+    let lastError: WalsyncError | undefined;
     for (const target of targets) {
       if (stopping) break;
       const replica = new Replica(target.path, target.name, store, options);
@@ -61,11 +64,17 @@ export async function watchCommand(
         replicas.push(replica);
       } catch (e) {
         if (!(e instanceof WalsyncError)) throw e;
+        lastError = e;
         log.error(`${target.name}: ${e.message}`);
-        if (e.exitCode === ExitCode.Storage || e.exitCode === ExitCode.Usage) throw e; // affects every database
+        if (e.exitCode === ExitCode.Usage || (e.exitCode === ExitCode.Storage && !e.retryable)) {
+          throw e; // affects every database: bad settings, access denied, missing bucket
+        }
       }
     }
-    if (replicas.length === 0) throw new WalsyncError("no database could be watched");
+    if (replicas.length === 0) {
+      const locked = targets.length > 0 && lastError?.exitCode === ExitCode.Locked;
+      throw new WalsyncError("no database could be watched", locked ? ExitCode.Locked : ExitCode.Failure);
+    }
     log.info(`watching ${replicas.length} database(s); sync every ${options.syncIntervalMs} ms`);
 
     while (!stopping) {

@@ -140,4 +140,3 @@ export async function acquireWriteLock(db: DatabaseSync, totalMs: number, burstM
     await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
   }
 }
-

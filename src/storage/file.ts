@@ -93,7 +93,10 @@ export class FileStore implements Store {
           await unlock();
         }
       }
-      await writeFileSynced(`${path}${META_SUFFIX}${TEMP_MARK}m`, new TextEncoder().encode(JSON.stringify({ size: body.byteLength, metadata })));
+      await writeFileSynced(
+        `${path}${META_SUFFIX}${TEMP_MARK}m`,
+        new TextEncoder().encode(JSON.stringify({ size: body.byteLength, metadata })),
+      );
       await Deno.rename(`${path}${META_SUFFIX}${TEMP_MARK}m`, path + META_SUFFIX);
       await syncDir(dirname(path));
       return await this.#etag(path);

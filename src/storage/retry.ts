@@ -48,7 +48,9 @@ export class RetryingStore implements Store {
         const result = await fn();
         if (this.#outageSince !== null) {
           const seconds = ((Date.now() - this.#outageSince) / 1000).toFixed(1);
-          log.info(`store ${this.url} is reachable again after ${seconds} s (${this.#failedCalls} call(s) had failed)`);
+          log.info(
+            `store ${this.url} is reachable again after ${seconds} s (${this.#failedCalls} call(s) had failed)`,
+          );
           this.#outageSince = null;
           this.#failedCalls = 0;
         }
@@ -59,7 +61,9 @@ export class RetryingStore implements Store {
           this.#failedCalls++;
           if (this.#outageSince === null) {
             this.#outageSince = Date.now();
-            log.warn(`store ${this.url} is failing (${what}): ${(e as Error).message}; retrying with backoff`);
+            log.warn(
+              `store ${this.url} is failing (${what}): ${(e as Error).message}; retrying with backoff`,
+            );
           }
           throw e;
         }

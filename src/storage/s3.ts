@@ -57,7 +57,9 @@ export class S3Store implements Store {
     this.#prefix = prefix ? prefix + "/" : "";
     this.#timeoutMs = settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!settings.accessKeyId || !settings.secretAccessKey) {
-      throw usageError("missing S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment");
+      throw usageError(
+        "missing S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
+      );
     }
     const custom = settings.endpoint !== undefined;
     this.#endpoint = settings.endpoint ?? `https://s3.${region}.amazonaws.com`;
@@ -97,9 +99,14 @@ export class S3Store implements Store {
             `AWS_SECRET_ACCESS_KEY and the bucket's permissions`,
         );
       }
-      if (e.code === "NoSuchBucket") return storageError(`bucket "${this.#bucket}" does not exist at ${this.#endpoint}`);
-      if (e.statusCode === 404 && key !== undefined) return notFoundError(`object ${this.url}/${key} does not exist`);
-      const transient = e.statusCode >= 500 || e.statusCode === 408 || e.statusCode === 429 || e.code === "BadDigest" ||
+      if (e.code === "NoSuchBucket") {
+        return storageError(`bucket "${this.#bucket}" does not exist at ${this.#endpoint}`);
+      }
+      if (e.statusCode === 404 && key !== undefined) {
+        return notFoundError(`object ${this.url}/${key} does not exist`);
+      }
+      const transient = e.statusCode >= 500 || e.statusCode === 408 || e.statusCode === 429 ||
+        e.code === "BadDigest" ||
         e.code === "RequestTimeout" || e.code === "SlowDown";
       return storageError(
         `S3 error while trying to ${what}: ${e.statusCode} ${e.code}: ${redact(e.message)}`,
@@ -108,7 +115,11 @@ export class S3Store implements Store {
       );
     }
     if (e instanceof TimeoutError) {
-      return storageError(`S3 endpoint ${this.#endpoint} did not answer within ${this.#timeoutMs} ms (${what})`, e, true);
+      return storageError(
+        `S3 endpoint ${this.#endpoint} did not answer within ${this.#timeoutMs} ms (${what})`,
+        e,
+        true,
+      );
     }
     const message = redact(e instanceof Error ? e.message : String(e));
     return storageError(`cannot reach S3 endpoint ${this.#endpoint} to ${what}: ${message}`, undefined, true);
@@ -118,7 +129,10 @@ export class S3Store implements Store {
    * Sends a request to a pre-signed URL. Resolves with the response once its headers arrived within
    * the timeout; `keepAlive` returns a function to call on each body read to push the deadline on.
    */
-  async #send(method: "GET" | "HEAD" | "DELETE", key: string): Promise<{ response: Response; touch: () => void; done: () => void }> {
+  async #send(
+    method: "GET" | "HEAD" | "DELETE",
+    key: string,
+  ): Promise<{ response: Response; touch: () => void; done: () => void }> {
     const url = await this.#client.getPresignedUrl(method, this.#fullKey(key), { expirySeconds: 3600 });
     const controller = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -143,7 +157,9 @@ export class S3Store implements Store {
       return new S3Errors.ServerError(404, "NotFound", "not found");
     }
     const error = await S3Errors.parseServerError(response);
-    if (error.code === "UnrecognizedError" && response.status === 404) return new S3Errors.ServerError(404, "NotFound", "");
+    if (error.code === "UnrecognizedError" && response.status === 404) {
+      return new S3Errors.ServerError(404, "NotFound", "");
+    }
     return error;
   }
 
@@ -163,7 +179,10 @@ export class S3Store implements Store {
       const sent = contentMd5 ? { ...headers, "content-md5": contentMd5 } : headers;
       response = await streamingPut(url, sent, body, this.#timeoutMs);
     } catch (e) {
-      throw this.#explain((e as Error).message === "timeout" ? new TimeoutError("timeout") : e, `upload ${key}`);
+      throw this.#explain(
+        (e as Error).message === "timeout" ? new TimeoutError("timeout") : e,
+        `upload ${key}`,
+      );
     }
     if (response.status < 200 || response.status >= 300) {
       const error = await S3Errors.parseServerError(new Response(response.text, { status: response.status }));
@@ -184,8 +203,13 @@ export class S3Store implements Store {
     else headers["if-match"] = condition.ifMatch;
     let response: Response;
     try {
-      const url = await this.#client.getPresignedUrl("PUT", this.#fullKey(key), { extraHeaders: headers, expirySeconds: 3600 });
-      response = await this.#withTimeout(fetch(url, { method: "PUT", headers, body: body as Uint8Array<ArrayBuffer> }));
+      const url = await this.#client.getPresignedUrl("PUT", this.#fullKey(key), {
+        extraHeaders: headers,
+        expirySeconds: 3600,
+      });
+      response = await this.#withTimeout(
+        fetch(url, { method: "PUT", headers, body: body as Uint8Array<ArrayBuffer> }),
+      );
     } catch (e) {
       throw this.#explain(e, `write ${key}`);
     }
@@ -211,7 +235,12 @@ export class S3Store implements Store {
       throw this.#explain(await this.#serverError(response), `download ${key}`, key);
     }
     const size = Number(response.headers.get("content-length") ?? "NaN");
-    return { key, size, metadata: userMetadata(response.headers), body: watchdogBody(response.body!, this.#timeoutMs, touch, done) };
+    return {
+      key,
+      size,
+      metadata: userMetadata(response.headers),
+      body: watchdogBody(response.body!, this.#timeoutMs, touch, done),
+    };
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
@@ -226,11 +255,16 @@ export class S3Store implements Store {
     await response.body?.cancel();
     if (response.status === 404) {
       // A HEAD has no body, so a missing bucket looks like a missing key; tell them apart.
-      if (!(await this.#bucketExists())) throw this.#explain(new S3Errors.ServerError(404, "NoSuchBucket", ""), "");
+      if (!(await this.#bucketExists())) {
+        throw this.#explain(new S3Errors.ServerError(404, "NoSuchBucket", ""), "");
+      }
       return null;
     }
     if (!response.ok) {
-      throw this.#explain(new S3Errors.ServerError(response.status, `HTTP${response.status}`, ""), `read metadata of ${key}`);
+      throw this.#explain(
+        new S3Errors.ServerError(response.status, `HTTP${response.status}`, ""),
+        `read metadata of ${key}`,
+      );
     }
     return {
       key,
@@ -321,7 +355,9 @@ function watchdogBody(
       const view = request.view as Uint8Array;
       touch();
       try {
-        const { done: finished, value } = await reader.read(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+        const { done: finished, value } = await reader.read(
+          new Uint8Array(view.buffer, view.byteOffset, view.byteLength),
+        );
         if (finished) {
           done();
           controller.close();

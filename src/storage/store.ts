@@ -52,7 +52,12 @@ export interface Store {
    * writers racing for the same condition exactly one wins. Returns the new etag, or null when
    * the condition failed (the object exists / changed).
    */
-  putSmall(key: string, body: Uint8Array, metadata: Record<string, string>, condition: WriteCondition): Promise<string | null>;
+  putSmall(
+    key: string,
+    body: Uint8Array,
+    metadata: Record<string, string>,
+    condition: WriteCondition,
+  ): Promise<string | null>;
   /** Deletes an object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
 }

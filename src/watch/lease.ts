@@ -60,7 +60,9 @@ export class Lease {
     const key = leaseKey(name);
     for (let attempt = 0; attempt < 3; attempt++) {
       const expires = Date.now() + durationMs;
-      const created = await store.putSmall(key, encode(record, expires), metadataOf(record, expires), { ifNoneMatch: "*" });
+      const created = await store.putSmall(key, encode(record, expires), metadataOf(record, expires), {
+        ifNoneMatch: "*",
+      });
       if (created !== null) return new Lease(store, name, record, created, expires, durationMs);
       const current = await readLease(store, key);
       if (!current) continue; // released meanwhile: try to create it again
@@ -76,7 +78,10 @@ export class Lease {
       });
       if (taken !== null) return new Lease(store, name, record, taken, expires, durationMs);
     }
-    throw new WalsyncError(`could not take the lease of "${name}" in ${store.url}: another writer keeps racing for it`, ExitCode.Locked);
+    throw new WalsyncError(
+      `could not take the lease of "${name}" in ${store.url}: another writer keeps racing for it`,
+      ExitCode.Locked,
+    );
   }
 
   /** True when a third of the lease time has passed since the last renewal. */
@@ -87,11 +92,19 @@ export class Lease {
   /** Extends the lease; throws if it was lost (someone took it over after it expired). */
   async renew(): Promise<void> {
     const expires = Date.now() + this.durationMs;
-    const etag = await this.store.putSmall(leaseKey(this.name), encode(this.record, expires), metadataOf(this.record, expires), {
-      ifMatch: this.#etag,
-    });
+    const etag = await this.store.putSmall(
+      leaseKey(this.name),
+      encode(this.record, expires),
+      metadataOf(this.record, expires),
+      {
+        ifMatch: this.#etag,
+      },
+    );
     if (etag === null) {
-      throw new WalsyncError(`lost the lease of "${this.name}": another walsync took it over`, ExitCode.Locked);
+      throw new WalsyncError(
+        `lost the lease of "${this.name}": another walsync took it over`,
+        ExitCode.Locked,
+      );
     }
     this.#etag = etag;
     this.#expires = expires;
@@ -116,7 +129,13 @@ function metadataOf(record: Omit<LeaseRecord, "expires">, expires: number): Reco
 async function readLease(store: Store, key: string): Promise<{ record: LeaseRecord; etag: string } | null> {
   const head = await store.head(key);
   if (!head) return null;
-  let record: LeaseRecord = { holder: "unknown", host: "", pid: 0, acquired: "", expires: new Date(0).toISOString() };
+  let record: LeaseRecord = {
+    holder: "unknown",
+    host: "",
+    pid: 0,
+    acquired: "",
+    expires: new Date(0).toISOString(),
+  };
   try {
     const data = await store.get(key);
     const parsed = JSON.parse(await new Response(data.body).text());

@@ -7,7 +7,8 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import { type DatabaseCatalog, latestTime, readCatalog } from "../catalog.ts";
-import { WalsyncError } from "../errors.ts";
+import { ExitCode, WalsyncError } from "../errors.ts";
+import { Lease } from "./lease.ts";
 import { type BackupObject, nextTime, segmentKey, snapshotKey, stateKey } from "../layout.ts";
 import * as log from "../log.ts";
 import { decodeSegmentMeta, decodeSnapshotMeta, encodeSegmentMeta, encodeSnapshotMeta } from "../metadata.ts";
@@ -43,6 +44,8 @@ export interface ReplicaOptions {
   snapshotIntervalMs: number;
   /** How long the barrier waits for the write lock, in milliseconds, before skipping a round. */
   barrierTimeoutMs: number;
+  /** Lease time of the single-writer lease, in milliseconds (renewed every third of it). */
+  leaseMs: number;
 }
 
 /** Counters for tests, benchmarks and the log. */
@@ -86,6 +89,10 @@ export class Replica {
   #outage: string | null = null;
   /** Set when continuity is lost; the next sync starts a new generation. */
   #gap: string | null = null;
+  #lease: Lease | null = null;
+  /** After a failed round, no new attempt before this time (exponential backoff with jitter). */
+  #retryAt = 0;
+  #backoffMs = 0;
   /** Set when the database cannot be replicated (missing, not SQLite, not WAL). */
   failure: string | null = null;
 
@@ -103,6 +110,12 @@ export class Replica {
   /** Opens the database and either continues the stored generation (if provably continuous) or starts a new one. */
   async start(): Promise<void> {
     await this.#open();
+    try {
+      this.#lease = await Lease.acquire(this.store, this.name, this.options.leaseMs);
+    } catch (e) {
+      this.#close();
+      throw e;
+    }
     const [catalog] = await readCatalog(this.store, this.name);
     this.#lastTime = latestTime(catalog);
     const resumable = await this.#storedTip(catalog);
@@ -202,9 +215,26 @@ export class Replica {
     }
   }
 
-  /** One sync round: ship new commits, then checkpoint or snapshot when due. */
+  /**
+   * One sync round: renew the lease when due, ship new commits, then checkpoint or snapshot when
+   * due. After a failure the next rounds are skipped for a backoff (1 s doubling to 60 s, jittered);
+   * nothing is lost meanwhile: the position does not move and the read transaction pins the WAL.
+   */
   async sync(now = Date.now()): Promise<void> {
-    if (this.failure) return;
+    if (this.failure || now < this.#retryAt) return;
+    try {
+      if (this.#lease?.renewalDue(now)) await this.#lease.renew();
+      await this.#syncRound(now);
+      this.#backoffMs = 0;
+    } catch (e) {
+      if (e instanceof WalsyncError && e.exitCode === ExitCode.Locked) return this.#fail(e.message);
+      this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), 60_000);
+      this.#retryAt = Date.now() + Math.random() * this.#backoffMs;
+      throw e;
+    }
+  }
+
+  async #syncRound(now: number): Promise<void> {
     const stat = await statOrNull(this.path);
     if (!stat) return this.#fail(`${this.path} disappeared`);
     if (stat.ino !== this.#dbFile?.ino) this.#gap ??= "the database file was replaced";
@@ -236,6 +266,17 @@ export class Replica {
       if (!this.failure) await this.#writeState();
     } finally {
       this.#close();
+      await this.#releaseLease();
+    }
+  }
+
+  async #releaseLease(): Promise<void> {
+    const lease = this.#lease;
+    this.#lease = null;
+    try {
+      await lease?.release();
+    } catch (e) {
+      log.warn(`${this.name}: could not release the lease (it expires by itself): ${(e as Error).message}`);
     }
   }
 
@@ -280,6 +321,7 @@ export class Replica {
     this.failure = reason;
     log.error(`${this.name}: stopped replicating: ${reason}`);
     this.#close();
+    if (!reason.startsWith("lost the lease")) this.#releaseLease();
   }
 
   /**
