@@ -123,7 +123,7 @@ export class Replica {
       endTransaction(this.#reader!);
       beginRead(this.#reader!);
       if (!resumable) return "no stored generation to continue";
-      const why = await this.#continues(resumable.shipped);
+      const why = this.#continues(resumable.shipped);
       if (why) return why;
       this.generation = resumable.generation;
       this.#nextIndex = resumable.nextIndex;
@@ -186,7 +186,7 @@ export class Replica {
    * checksum chain reaches exactly the stored checksum at that frame). Returns why not, or null.
    * On success fills in the cycle header.
    */
-  async #continues(shipped: Shipped): Promise<string | null> {
+  #continues(shipped: Shipped): string | null {
     const position = shipped.position;
     if (!position) return "the last snapshot was taken without a WAL";
     const wal = openForRead(this.#walPath);
