@@ -39,6 +39,8 @@ export function openStore(url: string, options: StoreOptions = {}): Store {
     secretAccessKey: env("AWS_SECRET_ACCESS_KEY"),
     sessionToken: env("AWS_SESSION_TOKEN"),
     timeoutMs: timeout > 0 ? timeout : undefined,
+    multipartThreshold: Number(env("WALSYNC_MULTIPART_THRESHOLD")) || undefined,
+    partSize: Number(env("WALSYNC_MULTIPART_PART_SIZE")) || undefined,
   });
   return new RetryingStore(s3, options.retry ?? DEFAULT_RETRY);
 }

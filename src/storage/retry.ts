@@ -98,6 +98,12 @@ export class RetryingStore implements Store {
     yield* all;
   }
 
+  abortIncompleteUploads(prefix: string): Promise<number> {
+    const inner = this.inner;
+    if (!inner.abortIncompleteUploads) return Promise.resolve(0);
+    return this.#call(`clean up uploads under ${prefix}`, () => inner.abortIncompleteUploads!(prefix));
+  }
+
   delete(key: string): Promise<void> {
     return this.#call(`delete ${key}`, () => this.inner.delete(key));
   }

@@ -58,6 +58,11 @@ export interface Store {
     metadata: Record<string, string>,
     condition: WriteCondition,
   ): Promise<string | null>;
+  /**
+   * Cleans up incomplete multipart uploads under `prefix` (left by a process killed mid-upload);
+   * returns how many. Optional: stores without multipart uploads do not have it.
+   */
+  abortIncompleteUploads?(prefix: string): Promise<number>;
   /** Deletes an object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
 }

@@ -116,6 +116,9 @@ export class Replica {
       this.#close();
       throw e;
     }
+    // Holding the lease, any incomplete upload under our name is a leftover of a killed process.
+    const aborted = await this.store.abortIncompleteUploads?.(`${this.name}/`);
+    if (aborted) log.info(`${this.name}: cleaned up ${aborted} incomplete upload(s) left by an earlier run`);
     const [catalog] = await readCatalog(this.store, this.name);
     this.#lastTime = latestTime(catalog);
     const resumable = await this.#storedTip(catalog);
