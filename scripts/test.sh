@@ -19,6 +19,7 @@ if [ -z "${WALSYNC_TEST_S3_ENDPOINT:-}" ]; then
   scripts/rgw.sh ensure
   eval "$(scripts/rgw.sh env)"
   export WALSYNC_TEST_S3_ENDPOINT=$AWS_ENDPOINT_URL_S3
+  export WALSYNC_TEST_LOCAL_RGW=1 # ours: the outage test may stop and restart it
 else
   # The caller's own S3: keep their credentials; fill in what the tests need.
   export AWS_ENDPOINT_URL_S3=${AWS_ENDPOINT_URL_S3:-$WALSYNC_TEST_S3_ENDPOINT}
@@ -36,6 +37,10 @@ args+=(tests/ "$@")
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/walsync-test.XXXXXX")
 log=$logdir/deno-test.log
+# Every walsync output of the suite (stdout and stderr of each CLI run) is appended here, so that
+# it can be searched for leaked secrets below.
+export WALSYNC_TEST_OUTPUT_LOG=$logdir/walsync-output.log
+: >"$WALSYNC_TEST_OUTPUT_LOG"
 set +e
 scripts/deno.sh "${args[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
@@ -51,6 +56,22 @@ if [ -z "$passed" ] || [ -z "$failed" ]; then
 elif [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=1 # deno failed after all tests passed (e.g. an error after the summary): never report green
 fi
+# Secrets stay secret: no output of the suite may contain the secret key or a SigV4 signature.
+leaks=0
+if [ -n "${AWS_SECRET_ACCESS_KEY:-}" ] && grep -qF -- "$AWS_SECRET_ACCESS_KEY" "$WALSYNC_TEST_OUTPUT_LOG" "$log"; then
+  echo "test.sh: FAILED: the secret access key appears in the test output" >&2
+  leaks=1
+fi
+if grep -qE 'Signature=[0-9a-fA-F]{16}' "$WALSYNC_TEST_OUTPUT_LOG" "$log"; then
+  echo "test.sh: FAILED: a request signature (Signature=...) appears in the test output" >&2
+  leaks=1
+fi
+echo "test.sh: searched $(wc -l <"$WALSYNC_TEST_OUTPUT_LOG") lines of walsync output for secrets: $([ $leaks = 0 ] && echo none found || echo LEAKED)" >&2
+if [ $leaks = 1 ]; then
+  failed=$((failed + 1))
+  [ "$rc" -eq 0 ] && rc=1
+fi
+
 # Remove what the tests stored (each test uses a fresh t-* prefix) so the bucket does not grow
 # from run to run; RGW's garbage collector then frees the space within minutes.
 if command -v aws >/dev/null 2>&1; then
