@@ -488,7 +488,8 @@ export class Replica {
   }
 
   async #newGeneration(reason: string, generation: number): Promise<void> {
-    log.warn(`${this.name}: starting generation ${generation}: ${reason}`);
+    // The first generation of a new backup is routine; any later one means continuity was lost.
+    (generation === 1 ? log.info : log.warn)(`${this.name}: starting generation ${generation}: ${reason}`);
     const image = await this.#withBarrier(async () => {
       endTransaction(this.#reader!);
       this.#holdReadLock();
