@@ -252,3 +252,165 @@ export async function startWatch(args: string[], env: Record<string, string> = {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** The time (ms since the epoch) encoded in a snapshot or segment key. */
+export function keyTime(key: string): number {
+  const m = /-(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{3})\.(db|wal)$/.exec(key);
+  if (!m) throw new Error(`not a snapshot or segment key: ${key}`);
+  const [y, mo, d, h, mi, s, ms] = m.slice(1, 8).map(Number);
+  return Date.UTC(y, mo - 1, d, h, mi, s, ms);
+}
+
+/** Copies every object of `backend` (with its metadata) to a fresh backend of the same kind. */
+export async function cloneBackend(backend: Backend): Promise<Backend> {
+  const copy = await freshBackend(backend.label);
+  if (backend.label === "s3") {
+    await aws([
+      "s3",
+      "cp",
+      "--recursive",
+      "--only-show-errors",
+      `s3://${backend.bucket}/${backend.prefix}/`,
+      `s3://${copy.bucket}/${copy.prefix}/`,
+    ]);
+  } else {
+    await mustRun("cp", ["-a", backend.dir!, copy.dir!]);
+  }
+  return copy;
+}
+
+/** Deletes one object (for file://, with its metadata sidecar), behind walsync's back. */
+export async function deleteObject(backend: Backend, key: string): Promise<void> {
+  if (backend.label === "s3") {
+    await aws(["s3api", "delete-object", "--bucket", backend.bucket!, "--key", `${backend.prefix}/${key}`]);
+  } else {
+    await Deno.remove(`${backend.dir}/${key}`);
+    await Deno.remove(`${backend.dir}/${key}.meta.json`).catch(() => {});
+  }
+}
+
+/** Damages an object in place, keeping its metadata: flips its middle byte, or cuts it to half its size. */
+export async function damageObject(backend: Backend, key: string, how: "flip" | "truncate"): Promise<void> {
+  const local = `${await tempDir()}/object`;
+  await fetchObject(backend, key, local);
+  const size = (await Deno.stat(local)).size;
+  if (how === "flip") await flipByte(local, Math.floor(size / 2));
+  else await Deno.truncate(local, Math.floor(size / 2));
+  await replaceObject(backend, key, local);
+}
+
+/** Stores an object that walsync did not write (no walsync metadata), e.g. an unknown key. */
+export async function putForeignObject(backend: Backend, key: string, content: string): Promise<void> {
+  const local = `${await tempDir()}/object`;
+  await Deno.writeTextFile(local, content);
+  if (backend.label === "s3") {
+    await aws([
+      "s3api",
+      "put-object",
+      "--bucket",
+      backend.bucket!,
+      "--key",
+      `${backend.prefix}/${key}`,
+      "--body",
+      local,
+    ]);
+  } else {
+    await Deno.mkdir(`${backend.dir}/${key}`.replace(/\/[^/]+$/, ""), { recursive: true });
+    await Deno.copyFile(local, `${backend.dir}/${key}`);
+  }
+}
+
+/** Keys and sizes of every object, plus (for file://) sidecars and modification times: to show nothing changed. */
+export async function storeFingerprint(backend: Backend): Promise<string> {
+  if (backend.label === "s3") {
+    const out = await aws([
+      "s3api",
+      "list-objects-v2",
+      "--bucket",
+      backend.bucket!,
+      "--prefix",
+      backend.prefix + "/",
+    ]);
+    const contents = out.trim() ? JSON.parse(out).Contents ?? [] : [];
+    return JSON.stringify(
+      contents.map((
+        o: { Key: string; Size: number; ETag: string; LastModified: string },
+      ) => [o.Key, o.Size, o.ETag, o.LastModified]),
+    );
+  }
+  return await mustRun("find", [backend.dir!, "-printf", "%P %s %T@\\n"]).then((s) =>
+    s.split("\n").sort().join("\n")
+  );
+}
+
+/**
+ * A backup written by the real CLI for verify and damage tests, on one backend:
+ * generation 1 from `walsync watch` (its starting snapshot, WAL segments across several WAL restarts,
+ * scheduled snapshots in the middle, then, after a restart of watch that continues the generation,
+ * only segments; state.json), and generation 2 from a one-shot `walsync snapshot` taken while watch
+ * was running, so that generation 1 covers its time too.
+ * The writes come from a separate writer process (tests/fixtures/writer.py).
+ */
+export interface WatchedBackup {
+  backend: Backend;
+  dir: string;
+  db: string;
+  name: string;
+  /** Generation 1: its snapshots and segments (keys, time order), and all its objects in replay order. */
+  snapshots: string[];
+  segments: string[];
+  objects: string[];
+  /** Generation 2's only snapshot (the one-shot one). */
+  oneShot: string;
+}
+
+/** Builds a {@link WatchedBackup} (about 10 s). */
+export async function makeWatchedBackup(label: "s3" | "file"): Promise<WatchedBackup> {
+  const backend = await freshBackend(label);
+  const dir = await tempDir();
+  const name = "app";
+  const db = `${dir}/${name}.db`;
+  await writer("fill", db, "300");
+  const watchArgs = [db, "-b", backend.url, "--sync-interval", "0.2", "--checkpoint-frames", "20"];
+  const write = async (transactions: number) => {
+    for (let i = 0; i < transactions; i++) {
+      await writer("fill", db, "20");
+      await sleep(100);
+    }
+  };
+  const generation1 = async () =>
+    (await listKeys(backend)).filter((k) => /\/00000001-\d{17}\.(db|wal)$/.test(k));
+  // First run: a snapshot every second while there are changes.
+  let watch = await startWatch([...watchArgs, "--snapshot-interval", "1"], backend.env);
+  const deadline = Date.now() + 30_000;
+  do {
+    if (Date.now() > deadline) throw new Error("watch took no scheduled snapshot");
+    await write(3);
+  } while ((await generation1()).filter((k) => k.includes("/snapshots/")).length < 2);
+  let stopped = await watch.stop();
+  if (stopped.code !== 0) throw new Error(`watch exited ${stopped.code}: ${stopped.stderr}`);
+  // Second run: continues generation 1, without scheduled snapshots; a one-shot snapshot meanwhile.
+  watch = await startWatch(watchArgs, backend.env);
+  if (!/continuing generation 1/.test(watch.stderr())) {
+    throw new Error(`watch did not continue: ${watch.stderr()}`);
+  }
+  await write(3);
+  const snap = await walsync(["snapshot", db, "-b", backend.url, "--json"], { env: backend.env });
+  if (snap.code !== 0) throw new Error(`one-shot snapshot failed: ${snap.stderr}`);
+  const oneShot: string = JSON.parse(snap.stdout).key;
+  await write(4);
+  await sleep(500);
+  stopped = await watch.stop();
+  if (stopped.code !== 0) throw new Error(`watch exited ${stopped.code}: ${stopped.stderr}`);
+  const objects = (await generation1()).sort((a, b) => keyTime(a) - keyTime(b));
+  return {
+    backend,
+    dir,
+    db,
+    name,
+    snapshots: objects.filter((k) => k.includes("/snapshots/")),
+    segments: objects.filter((k) => k.includes("/wal/")),
+    objects,
+    oneShot,
+  };
+}

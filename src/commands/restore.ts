@@ -5,12 +5,12 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { basename, dirname, resolve } from "node:path";
-import { readCatalog } from "../catalog.ts";
+import { type DatabaseCatalog, readCatalog } from "../catalog.ts";
 import { corruptError, ExitCode, notFoundError, usageError, WalsyncError } from "../errors.ts";
 import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
 import { fileWriter, replaySegment, replaySnapshot } from "../restore/apply.ts";
-import { DamageError } from "../restore/damage.ts";
+import { DamageError, missingEverything } from "../restore/damage.ts";
 import { chooseRestore, describePlan, type RestoreChoice, type RestorePlan } from "../restore/plan.ts";
 import { hintedTail, readStateHint, type StateHint } from "../restore/state_hint.ts";
 import { onInterrupt } from "../shutdown.ts";
@@ -78,16 +78,15 @@ export async function restoreCommand(
     throw e;
   }
 
-  // state.json first: it is written after the objects it mentions, so it never runs ahead of the listing.
-  const hint = await readHint(store, name);
-  const [catalog] = await readCatalog(store, name);
-  if (!catalog) {
+  const backup = await readBackup(store, name);
+  if (!backup) {
     if (options.ifReplicaExists) {
       log.info(`no backup of "${name}" in ${store.url}; nothing to do (--if-replica-exists)`);
       return { name, output, skipped: "no-backup" };
     }
     throw notFoundError(`no backup of "${name}" in ${store.url}`);
   }
+  const { catalog, hint } = backup;
   const choice = chooseRestore(catalog, options.pointInTime, hint);
 
   const temp = `${dir}/.${basename(output)}.walsync-restore-${crypto.randomUUID().slice(0, 8)}`;
@@ -140,15 +139,25 @@ export async function restoreCommand(
   }
 }
 
-/** Reads state.json for its cross-checks; a damaged one is reported and ignored (it is only a hint). */
-async function readHint(store: Store, name: string): Promise<StateHint | null> {
+/**
+ * Reads state.json, then lists the database (in that order: state.json is written after the objects
+ * it mentions, so it never runs ahead of the listing). A damaged state.json is reported and ignored:
+ * it is only a hint. Returns null when there is no backup; throws if only state.json is left.
+ */
+async function readBackup(
+  store: Store,
+  name: string,
+): Promise<{ catalog: DatabaseCatalog; hint: StateHint | null } | null> {
   const reading = await readStateHint(store, name);
   if (reading.damage) {
     log.warn(
       `${store.url}/${reading.key}: ${reading.damage.message}; ignoring this hint (restore does not need it)`,
     );
   }
-  return reading.hint;
+  const [catalog] = await readCatalog(store, name);
+  if (catalog) return { catalog, hint: reading.hint };
+  if (reading.hint) throw new DamageError(missingEverything(name, reading.hint.generation), store.url);
+  return null;
 }
 
 /** A verified rebuild: the plan it followed, the database size, and the damage it had to avoid. */

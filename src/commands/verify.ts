@@ -12,7 +12,12 @@ import type { ListedObject, Store } from "../storage/store.ts";
 import * as log from "../log.ts";
 import { type Inspection, inspectObject } from "../restore/apply.ts";
 import { analyzeChain, type ChainReport, replayOrder, type TimeRange } from "../restore/chain.ts";
-import { type Damage, damageOf, missingGenerations as missingGenerationsDamage } from "../restore/damage.ts";
+import {
+  type Damage,
+  damageOf,
+  missingEverything,
+  missingGenerations as missingGenerationsDamage,
+} from "../restore/damage.ts";
 import { hintedTail, type HintReading, readStateHint } from "../restore/state_hint.ts";
 
 /** How many objects are checked at the same time (each streams through one small buffer). */
@@ -175,9 +180,16 @@ async function verifyDatabase(
   };
 }
 
-/** Generations missing between stored ones, or after them up to the one state.json records. */
+/**
+ * Generations missing between stored ones, or after them up to the one state.json records; or all of
+ * them, when state.json remains but nothing else (a folder with only unknown keys, such as a lease
+ * taken before the first upload, is not a backup yet).
+ */
 function generationGaps(db: DatabaseCatalog, hint: HintReading): Damage[] {
-  const last = db.generations.at(-1)?.generation ?? 0;
+  if (db.generations.length === 0) {
+    return hint.present ? [missingEverything(db.name, hint.hint?.generation ?? null)] : [];
+  }
+  const last = db.generations.at(-1)!.generation;
   return missingGenerations(db, hint.hint?.generation ?? 0).map(([from, to]) =>
     missingGenerationsDamage(
       db.name,

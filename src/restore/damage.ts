@@ -109,3 +109,16 @@ export function missingGenerations(name: string, from: number, to: number, why: 
     message: `missing entirely: ${why}`,
   };
 }
+
+/** Every snapshot and segment of a database is gone, although state.json says it was backed up. */
+export function missingEverything(name: string, generation: number | null): Damage {
+  return {
+    object: `${name} (every generation)`,
+    key: null,
+    kind: "generation",
+    generation,
+    index: null,
+    reason: "missing",
+    message: "no snapshot or segment is stored, although its state.json shows it was backed up",
+  };
+}
