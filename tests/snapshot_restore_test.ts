@@ -3,11 +3,11 @@
  */
 import assert from "node:assert/strict";
 import {
-  freshBackend,
   fetchObject,
   filesEqual,
   filesIn,
   flipByte,
+  freshBackend,
   listKeys,
   objectMetadata,
   replaceObject,
@@ -51,7 +51,10 @@ for (const label of ["s3", "file"] as const) {
     const backend = await freshBackend(label);
     const dir = await tempDir();
     const db = `${dir}/journal.db`;
-    await sqlite3(db, "CREATE TABLE k(x); INSERT INTO k SELECT randomblob(1000) FROM generate_series(1, 500);");
+    await sqlite3(
+      db,
+      "CREATE TABLE k(x); INSERT INTO k SELECT randomblob(1000) FROM generate_series(1, 500);",
+    );
     const snap = await walsync(["snapshot", db, "-b", backend.url], { env: backend.env });
     assert.equal(snap.code, 0, snap.stderr);
     const out = `${dir}/out.db`;
@@ -65,7 +68,8 @@ for (const label of ["s3", "file"] as const) {
     const dir = await tempDir();
     const db = `${dir}/busy.db`;
     await writer("fill", db, "2000");
-    const child = new Deno.Command("python3", { args: [WRITER, "continuous", db, "6"], stdout: "piped" }).spawn();
+    const child = new Deno.Command("python3", { args: [WRITER, "continuous", db, "6"], stdout: "piped" })
+      .spawn();
     const committed: number[] = [];
     const reading = (async () => {
       let buffer = "";
@@ -76,7 +80,9 @@ for (const label of ["s3", "file"] as const) {
         for (const line of lines) committed.push(Number(line));
       }
     })();
-    await new Promise((r) => setTimeout(r, 1500));
+    // Let the writer get going (it may be slow to start on a loaded machine).
+    for (let i = 0; i < 600 && committed.length < 20; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(committed.length >= 20, "the writer must be committing before the snapshot starts");
     const committedBefore = committed.at(-1)!;
     const snap = await walsync(["snapshot", db, "-b", backend.url], { env: backend.env });
     assert.equal(snap.code, 0, snap.stderr);
@@ -90,7 +96,10 @@ for (const label of ["s3", "file"] as const) {
     assert.match(check, /^ok \d+$/, check);
     const k = Number(check.split(" ")[1]);
     // Everything committed before the snapshot started is in it; nothing the writer never committed is.
-    assert.ok(k >= committedBefore && k <= committed.at(-1)!, `state ${k} vs committed ${committedBefore}..${committed.at(-1)}`);
+    assert.ok(
+      k >= committedBefore && k <= committed.at(-1)!,
+      `state ${k} vs committed ${committedBefore}..${committed.at(-1)}`,
+    );
   });
 
   Deno.test(`[${label}] every snapshot carries the SHA-256 of its content, seen by a second client`, async () => {
@@ -121,7 +130,9 @@ for (const label of ["s3", "file"] as const) {
     await flipByte(copy, 70_000);
     await replaceObject(backend, key, copy);
     const outDir = await tempDir();
-    const restore = await walsync(["restore", "bad", "-o", `${outDir}/out.db`, "-b", backend.url], { env: backend.env });
+    const restore = await walsync(["restore", "bad", "-o", `${outDir}/out.db`, "-b", backend.url], {
+      env: backend.env,
+    });
     assert.equal(restore.code, 4, restore.stderr);
     assert.match(restore.stderr, new RegExp(`${key.replaceAll(".", "\\.")}.*SHA-256 mismatch`));
     assert.deepEqual(await filesIn(outDir), [], "no output and no temporary file may be left");
@@ -136,7 +147,9 @@ for (const label of ["s3", "file"] as const) {
       const r = await walsync(["snapshot", `${dir}/${name}.db`, "-b", backend.url], { env: backend.env });
       assert.equal(r.code, 0, r.stderr);
     }
-    const again = await walsync(["snapshot", `${dir}/two.db`, "-b", backend.url, "--json"], { env: backend.env });
+    const again = await walsync(["snapshot", `${dir}/two.db`, "-b", backend.url, "--json"], {
+      env: backend.env,
+    });
     const second = JSON.parse(again.stdout);
     assert.equal(second.generation, 2, "each one-shot snapshot starts a new generation");
     const json = await walsync(["list", "-b", backend.url, "--json"], { env: backend.env });
@@ -167,17 +180,31 @@ for (const label of ["s3", "file"] as const) {
     assert.equal(refused.code, 6);
     assert.match(refused.stderr, /already exists; use --force/);
     assert.equal(await Deno.readTextFile(out), "precious");
-    const skipped = await walsync(["restore", "o", "-o", out, "-b", backend.url, "--if-db-not-exists"], { env: backend.env });
+    const skipped = await walsync(["restore", "o", "-o", out, "-b", backend.url, "--if-db-not-exists"], {
+      env: backend.env,
+    });
     assert.equal(skipped.code, 0);
     assert.equal(await Deno.readTextFile(out), "precious");
-    const forced = await walsync(["restore", "o", "-o", out, "-b", backend.url, "--force"], { env: backend.env });
+    const forced = await walsync(["restore", "o", "-o", out, "-b", backend.url, "--force"], {
+      env: backend.env,
+    });
     assert.equal(forced.code, 0, forced.stderr);
     assert.equal((await writer("check", out)).trim(), "ok 50");
-    const none = await walsync(["restore", "nothing", "-o", `${dir}/n.db`, "-b", backend.url, "--if-replica-exists"], {
+    const none = await walsync([
+      "restore",
+      "nothing",
+      "-o",
+      `${dir}/n.db`,
+      "-b",
+      backend.url,
+      "--if-replica-exists",
+    ], {
       env: backend.env,
     });
     assert.equal(none.code, 0, none.stderr);
-    const missing = await walsync(["restore", "nothing", "-o", `${dir}/n.db`, "-b", backend.url], { env: backend.env });
+    const missing = await walsync(["restore", "nothing", "-o", `${dir}/n.db`, "-b", backend.url], {
+      env: backend.env,
+    });
     assert.equal(missing.code, 3);
     assert.match(missing.stderr, /no backup of "nothing"/);
     assert.deepEqual((await filesIn(dir)).filter((f) => !/-(wal|shm)$/.test(f)), ["o.db", "out.db"]);

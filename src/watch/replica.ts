@@ -36,6 +36,13 @@ import {
   type WalPosition,
 } from "../wal.ts";
 
+/**
+ * The longest pause between two attempts of a failing database. Each attempt already retries
+ * its requests for a while (see RetryingStore), so this only spaces the rounds out; kept short so
+ * that the backlog is shipped soon after the store comes back.
+ */
+const MAX_BACKOFF_MS = 10_000;
+
 /** Tunables of a replica. */
 export interface ReplicaOptions {
   /** Run a checkpoint when the current WAL cycle holds at least this many frames. */
@@ -220,7 +227,7 @@ export class Replica {
 
   /**
    * One sync round: renew the lease when due, ship new commits, then checkpoint or snapshot when
-   * due. After a failure the next rounds are skipped for a backoff (1 s doubling to 60 s, jittered);
+   * due. After a failure the next rounds are skipped for a backoff (1 s doubling to 10 s, jittered);
    * nothing is lost meanwhile: the position does not move and the read transaction pins the WAL.
    */
   async sync(now = Date.now()): Promise<void> {
@@ -231,7 +238,7 @@ export class Replica {
       this.#backoffMs = 0;
     } catch (e) {
       if (e instanceof WalsyncError && e.exitCode === ExitCode.Locked) return this.#fail(e.message);
-      this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), 60_000);
+      this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), MAX_BACKOFF_MS);
       this.#retryAt = Date.now() + Math.random() * this.#backoffMs;
       throw e;
     }
@@ -244,7 +251,10 @@ export class Replica {
     if (this.#gap) {
       const reason = this.#gap;
       await this.#reopen();
-      await this.#newGeneration(reason, this.generation + 1);
+      // Numbered after everything stored (a one-shot `snapshot` may have added a generation).
+      const [catalog] = await readCatalog(this.store, this.name);
+      const newest = Math.max(this.generation, catalog?.generations.at(-1)?.generation ?? 0);
+      await this.#newGeneration(reason, newest + 1);
       return;
     }
     const walStat = await statOrNull(this.#walPath);
