@@ -23,7 +23,10 @@ Deno.test("snapshot of a missing, non-SQLite, empty file or a directory fails cl
   for (const label of ["s3", "file"] as const) {
     const backend = await freshBackend(label);
     const dir = await tempDir();
-    await Deno.writeTextFile(`${dir}/notes.txt`, "this is not a database, just some text that is long enough ".repeat(5));
+    await Deno.writeTextFile(
+      `${dir}/notes.txt`,
+      "this is not a database, just some text that is long enough ".repeat(5),
+    );
     await Deno.writeFile(`${dir}/empty.db`, new Uint8Array());
     const cases: [string, number, RegExp][] = [
       [`${dir}/missing.db`, 3, /database .*missing\.db does not exist/],
@@ -43,7 +46,9 @@ Deno.test("snapshot of a missing, non-SQLite, empty file or a directory fails cl
 
 Deno.test("malformed backup URLs and names are usage errors (exit 2)", async () => {
   const { db } = await sampleDb();
-  for (const url of ["http://example.com/x", "s3://", "s3://UPPER_CASE", "file://relative/dir", "/just/a/path"]) {
+  for (
+    const url of ["http://example.com/x", "s3://", "s3://UPPER_CASE", "file://relative/dir", "/just/a/path"]
+  ) {
     const r = await walsync(["snapshot", db, "-b", url]);
     assert.equal(r.code, 2, `${url}: ${r.stderr}`);
     assert.match(r.stderr, /backup URL|bucket name|file URL/);
@@ -52,7 +57,16 @@ Deno.test("malformed backup URLs and names are usage errors (exit 2)", async () 
   const badName = await walsync(["snapshot", db, "-b", backend.url, "--name", "../evil"]);
   assert.equal(badName.code, 2);
   assert.match(badName.stderr, /invalid database name/);
-  const badTime = await walsync(["restore", "app", "-o", "/tmp/x.db", "-b", backend.url, "--point-in-time", "yesterday"]);
+  const badTime = await walsync([
+    "restore",
+    "app",
+    "-o",
+    "/tmp/x.db",
+    "-b",
+    backend.url,
+    "--point-in-time",
+    "yesterday",
+  ]);
   assert.equal(badTime.code, 2);
   assert.match(badTime.stderr, /invalid --point-in-time/);
   const unknown = await walsync(["snapshot", db, "-b", backend.url, "--frobnicate"]);
@@ -76,13 +90,20 @@ Deno.test("S3: missing or wrong credentials, unknown bucket, unreachable endpoin
 
   const wrongSecret = "wrong-secret-value-0123456789abcdefghijkl";
   for (const args of [["snapshot", db], ["list"], ["restore", "app", "-o", `${db}.out`]]) {
-    const r = await walsync([...args, "-b", backend.url], { env: { ...s3.env, AWS_SECRET_ACCESS_KEY: wrongSecret } });
+    const r = await walsync([...args, "-b", backend.url], {
+      env: { ...s3.env, AWS_SECRET_ACCESS_KEY: wrongSecret },
+    });
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /access denied/);
-    assert.ok(!r.stderr.includes(wrongSecret) && !r.stdout.includes(wrongSecret), "the secret must never be printed");
+    assert.ok(
+      !r.stderr.includes(wrongSecret) && !r.stdout.includes(wrongSecret),
+      "the secret must never be printed",
+    );
     assert.ok(!/Signature=[0-9a-f]/.test(r.stderr), "no signature may be printed");
   }
-  const wrongKey = await walsync(["list", "-b", backend.url], { env: { ...s3.env, AWS_ACCESS_KEY_ID: "AKIANOSUCHKEY000000" } });
+  const wrongKey = await walsync(["list", "-b", backend.url], {
+    env: { ...s3.env, AWS_ACCESS_KEY_ID: "AKIANOSUCHKEY000000" },
+  });
   assert.equal(wrongKey.code, 5);
   assert.match(wrongKey.stderr, /access denied/);
 
@@ -92,7 +113,9 @@ Deno.test("S3: missing or wrong credentials, unknown bucket, unreachable endpoin
 
   const port = closedPort();
   for (const args of [["snapshot", db], ["list"]]) {
-    const r = await walsync([...args, "-b", backend.url, "--endpoint", `http://127.0.0.1:${port}`], { env: s3.env });
+    const r = await walsync([...args, "-b", backend.url, "--endpoint", `http://127.0.0.1:${port}`], {
+      env: s3.env,
+    });
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, new RegExp(`cannot reach S3 endpoint http://127.0.0.1:${port}`));
   }
@@ -114,7 +137,16 @@ Deno.test("restore: missing backup, missing output directory, unknown point in t
   const noDir = await walsync(["restore", "app", "-o", `${dir}/missing/dir/out.db`, "-b", backend.url]);
   assert.equal(noDir.code, 3);
   assert.match(noDir.stderr, /output directory .* does not exist/);
-  const early = await walsync(["restore", "app", "-o", `${dir}/e.db`, "-b", backend.url, "--point-in-time", "2001-01-01T00:00:00Z"]);
+  const early = await walsync([
+    "restore",
+    "app",
+    "-o",
+    `${dir}/e.db`,
+    "-b",
+    backend.url,
+    "--point-in-time",
+    "2001-01-01T00:00:00Z",
+  ]);
   assert.equal(early.code, 3);
   assert.match(early.stderr, /is before the first backup of "app" \(earliest restorable time: /);
   assert.deepEqual(await filesIn(dir), []);

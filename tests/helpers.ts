@@ -18,7 +18,10 @@ export interface Run {
 }
 
 /** Runs `walsync ARGS` as a separate process (deno run -A main.ts). */
-export async function walsync(args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Run> {
+export async function walsync(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<Run> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MAIN, ...args],
     env: { NO_COLOR: "1", ...options.env },
@@ -26,7 +29,11 @@ export async function walsync(args: string[], options: { env?: Record<string, st
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const result = { code: out.code, stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
+  const result = {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
   logOutput(args, result);
   return result;
 }
@@ -36,18 +43,38 @@ export const OUTPUT_LOG = Deno.env.get("WALSYNC_TEST_OUTPUT_LOG");
 
 function logOutput(args: string[], run: Run): void {
   if (!OUTPUT_LOG) return;
-  Deno.writeTextFileSync(OUTPUT_LOG, `$ walsync ${args.join(" ")}\n${run.stdout}${run.stderr}\n`, { append: true });
+  Deno.writeTextFileSync(OUTPUT_LOG, `$ walsync ${args.join(" ")}\n${run.stdout}${run.stderr}\n`, {
+    append: true,
+  });
 }
 
 /** Runs any program; returns its output. */
-export async function sh(cmd: string, args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<Run> {
-  const out = await new Deno.Command(cmd, { args, env: options.env, cwd: options.cwd, stdout: "piped", stderr: "piped" })
+export async function sh(
+  cmd: string,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<Run> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    env: options.env,
+    cwd: options.cwd,
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
-  return { code: out.code, stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
 }
 
 /** Runs a program and throws unless it exits 0; returns stdout. */
-export async function mustRun(cmd: string, args: string[], options: { env?: Record<string, string> } = {}): Promise<string> {
+export async function mustRun(
+  cmd: string,
+  args: string[],
+  options: { env?: Record<string, string> } = {},
+): Promise<string> {
   const r = await sh(cmd, args, options);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
@@ -85,7 +112,9 @@ export async function tempDir(): Promise<string> {
 export function s3Settings(): { endpoint: string; bucket: string; env: Record<string, string> } {
   const endpoint = Deno.env.get("WALSYNC_TEST_S3_ENDPOINT");
   if (!endpoint) {
-    throw new Error("WALSYNC_TEST_S3_ENDPOINT is not set: run the suite with scripts/test.sh (it starts Ceph RGW)");
+    throw new Error(
+      "WALSYNC_TEST_S3_ENDPOINT is not set: run the suite with scripts/test.sh (it starts Ceph RGW)",
+    );
   }
   const env: Record<string, string> = {
     AWS_ACCESS_KEY_ID: Deno.env.get("AWS_ACCESS_KEY_ID") ?? "",
@@ -130,9 +159,18 @@ export async function aws(args: string[]): Promise<string> {
 /** Keys of all objects under a backend (through the aws CLI for S3, the file system for file://). */
 export async function listKeys(backend: Backend): Promise<string[]> {
   if (backend.label === "s3") {
-    const out = await aws(["s3api", "list-objects-v2", "--bucket", backend.bucket!, "--prefix", backend.prefix + "/"]);
+    const out = await aws([
+      "s3api",
+      "list-objects-v2",
+      "--bucket",
+      backend.bucket!,
+      "--prefix",
+      backend.prefix + "/",
+    ]);
     if (!out.trim()) return [];
-    return (JSON.parse(out).Contents ?? []).map((o: { Key: string }) => o.Key.slice(backend.prefix!.length + 1)).sort();
+    return (JSON.parse(out).Contents ?? []).map((o: { Key: string }) =>
+      o.Key.slice(backend.prefix!.length + 1)
+    ).sort();
   }
   const keys: string[] = [];
   const walk = async (dir: string, rel: string) => {
@@ -151,14 +189,17 @@ export async function listKeys(backend: Backend): Promise<string[]> {
 
 /** Downloads an object to a local file, through an independent path (aws CLI or a plain copy). */
 export async function fetchObject(backend: Backend, key: string, to: string): Promise<void> {
-  if (backend.label === "s3") await aws(["s3api", "get-object", "--bucket", backend.bucket!, "--key", `${backend.prefix}/${key}`, to]);
-  else await Deno.copyFile(`${backend.dir}/${key}`, to);
+  if (backend.label === "s3") {
+    await aws(["s3api", "get-object", "--bucket", backend.bucket!, "--key", `${backend.prefix}/${key}`, to]);
+  } else await Deno.copyFile(`${backend.dir}/${key}`, to);
 }
 
 /** User metadata of an object as a second client sees it (aws s3api head-object, or the sidecar). */
 export async function objectMetadata(backend: Backend, key: string): Promise<Record<string, string>> {
   if (backend.label === "s3") {
-    return JSON.parse(await aws(["s3api", "head-object", "--bucket", backend.bucket!, "--key", `${backend.prefix}/${key}`]))
+    return JSON.parse(
+      await aws(["s3api", "head-object", "--bucket", backend.bucket!, "--key", `${backend.prefix}/${key}`]),
+    )
       .Metadata;
   }
   return JSON.parse(await Deno.readTextFile(`${backend.dir}/${key}.meta.json`)).metadata;
@@ -169,8 +210,16 @@ export async function replaceObject(backend: Backend, key: string, from: string)
   if (backend.label === "s3") {
     const meta = await objectMetadata(backend, key);
     await aws([
-      "s3api", "put-object", "--bucket", backend.bucket!, "--key", `${backend.prefix}/${key}`, "--body", from,
-      "--metadata", JSON.stringify(meta),
+      "s3api",
+      "put-object",
+      "--bucket",
+      backend.bucket!,
+      "--key",
+      `${backend.prefix}/${key}`,
+      "--body",
+      from,
+      "--metadata",
+      JSON.stringify(meta),
     ]);
   } else {
     await Deno.copyFile(from, `${backend.dir}/${key}`);
@@ -206,7 +255,11 @@ export interface WatchProcess {
 }
 
 /** Starts `walsync watch ARGS` and waits until it reports that it is watching (or exits). */
-export async function startWatch(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<WatchProcess> {
+export async function startWatch(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<WatchProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MAIN, "watch", ...args],
     env: { NO_COLOR: "1", ...env },
@@ -237,7 +290,9 @@ export async function startWatch(args: string[], env: Record<string, string> = {
       }
       const s = await status;
       await reading;
-      if (OUTPUT_LOG) Deno.writeTextFileSync(OUTPUT_LOG, `$ walsync watch ${args.join(" ")}\n${text}\n`, { append: true });
+      if (OUTPUT_LOG) {
+        Deno.writeTextFileSync(OUTPUT_LOG, `$ walsync watch ${args.join(" ")}\n${text}\n`, { append: true });
+      }
       return { code: s.code, stderr: text };
     },
   };

@@ -5,7 +5,7 @@
  * directory at once. Every restore must be exactly one recorded committed state.
  */
 import assert from "node:assert/strict";
-import { REPO, filesEqual, freshBackend, mustRun, sqlite3, startWatch, tempDir, walsync } from "./helpers.ts";
+import { filesEqual, freshBackend, mustRun, REPO, sqlite3, startWatch, tempDir, walsync } from "./helpers.ts";
 
 const ORACLE = `${REPO}tests/fixtures/oracle_writer.py`;
 const DBS = ["alpha", "beta", "gamma"];
@@ -29,10 +29,14 @@ Deno.test("watch: restores at any time equal exactly one committed state; latest
   const seed = String(1 + Math.floor(Math.random() * 1e9));
   console.log(`oracle seed ${seed} (ORACLE_SEED=${seed} reproduces the writer's choices)`);
   // Create the databases (WAL mode) before watching.
-  await mustRun("python3", [ORACLE, "run", `${dir}/log.jsonl`, "0.5", ...paths], { env: { ORACLE_SEED: seed } });
+  await mustRun("python3", [ORACLE, "run", `${dir}/log.jsonl`, "0.5", ...paths], {
+    env: { ORACLE_SEED: seed },
+  });
 
   const backends = [await freshBackend("s3"), await freshBackend("file")];
-  const watches = await Promise.all(backends.map((b) => startWatch([...paths, "-b", b.url, "--sync-interval", "1"], b.env)));
+  const watches = await Promise.all(
+    backends.map((b) => startWatch([...paths, "-b", b.url, "--sync-interval", "1"], b.env)),
+  );
   const written = Number(
     (await mustRun("python3", [ORACLE, "run", `${dir}/log.jsonl`, String(WRITE_SECONDS), ...paths], {
       env: { ORACLE_SEED: seed + "1" },
@@ -46,12 +50,18 @@ Deno.test("watch: restores at any time equal exactly one committed state; latest
     assert.doesNotMatch(stderr, /starting generation [2-9]/, "no new generation may be started");
   }
 
-  const log: Commit[] = (await Deno.readTextFile(`${dir}/log.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  const log: Commit[] = (await Deno.readTextFile(`${dir}/log.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
   for (const path of paths) await sqlite3(path, "PRAGMA wal_checkpoint(TRUNCATE)");
 
   for (const backend of backends) {
-    const listed = JSON.parse((await walsync(["list", "-b", backend.url, "--json"], { env: backend.env })).stdout);
-    for (const db of listed) assert.equal(db.generations.length, 1, `${backend.label} ${db.name}: one generation only`);
+    const listed = JSON.parse(
+      (await walsync(["list", "-b", backend.url, "--json"], { env: backend.env })).stdout,
+    );
+    for (const db of listed) {
+      assert.equal(db.generations.length, 1, `${backend.label} ${db.name}: one generation only`);
+    }
 
     for (const name of DBS) {
       const commits = log.filter((c) => c.db === name);
@@ -59,29 +69,45 @@ Deno.test("watch: restores at any time equal exactly one committed state; latest
       const out = `${dir}/${backend.label}-${name}-latest.db`;
       const r = await walsync(["restore", name, "-o", out, "-b", backend.url], { env: backend.env });
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(await filesEqual(out, `${dir}/${name}.db`), `${backend.label} ${name}: latest restore must equal the source`);
+      assert.ok(
+        await filesEqual(out, `${dir}/${name}.db`),
+        `${backend.label} ${name}: latest restore must equal the source`,
+      );
 
       // Points in time: each restore is exactly one committed state, never one later than T.
       const first = commits[0].t;
       const last = commits.at(-1)!.t;
       let previousSeq = -1;
-      const times = Array.from({ length: 5 }, (_, i) => first + ((i + 0.5 + Math.random() * 0.5) / 5) * (last - first));
+      const times = Array.from(
+        { length: 5 },
+        (_, i) => first + ((i + 0.5 + Math.random() * 0.5) / 5) * (last - first),
+      );
       for (const t of times) {
         const at = `${dir}/${backend.label}-${name}-${Math.round(t)}.db`;
         const iso = new Date(t).toISOString();
-        const pr = await walsync(["restore", name, "-o", at, "-b", backend.url, "--point-in-time", iso], { env: backend.env });
+        const pr = await walsync(["restore", name, "-o", at, "-b", backend.url, "--point-in-time", iso], {
+          env: backend.env,
+        });
         if (pr.code === 3 && /before the first backup/.test(pr.stderr)) continue; // T before the first snapshot
         assert.equal(pr.code, 0, pr.stderr);
         const got = await digestOf(at);
         assert.equal(got.integrity, "ok");
         const match = commits.filter((c) => c.digest === got.digest && c.rows === got.rows);
-        assert.ok(match.length > 0, `${backend.label} ${name} at ${iso}: the restored state is no committed state`);
+        assert.ok(
+          match.length > 0,
+          `${backend.label} ${name} at ${iso}: the restored state is no committed state`,
+        );
         const seq = Math.max(...match.map((c) => c.seq));
         const commit = match.find((c) => c.seq === seq)!;
         // The writer logs right after COMMIT returns, so allow a few ms of clock read-out.
         assert.ok(commit.t <= t + 100, `${name} at ${iso}: restored commit #${seq} is from after T`);
         const settled = commits.filter((c) => c.t <= t - 5000).at(-1);
-        if (settled) assert.ok(seq >= settled.seq, `${name} at ${iso}: #${seq} is older than #${settled.seq} (5 s before T)`);
+        if (settled) {
+          assert.ok(
+            seq >= settled.seq,
+            `${name} at ${iso}: #${seq} is older than #${settled.seq} (5 s before T)`,
+          );
+        }
         assert.ok(seq >= previousSeq, "later points in time never restore earlier states");
         previousSeq = seq;
         await Deno.remove(at);
