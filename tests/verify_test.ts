@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  damageObject,
   deleteObject,
   filesEqual,
   freshBackend,
@@ -16,6 +17,7 @@ import {
   putForeignObject,
   sh,
   sqlite3,
+  startWatch,
   storeFingerprint,
   tempDir,
   walsync,
@@ -209,6 +211,30 @@ for (const label of ["s3", "file"] as const) {
       // Large files: do not leave them behind.
       await Deno.remove(dir, { recursive: true });
       if (backend.dir) await Deno.remove(backend.dir, { recursive: true }).catch(() => {});
+    }
+  });
+}
+
+for (const label of ["s3", "file"] as const) {
+  Deno.test(`[${label}] a damaged lease (flipped or truncated while watch holds it) is reported by verify, by name`, async () => {
+    const backend = await freshBackend(label);
+    const dir = await tempDir();
+    const db = `${dir}/leased.db`;
+    await writer("fill", db, "50");
+    const watch = await startWatch([db, "-b", backend.url], backend.env);
+    try {
+      const intact = await walsync(["verify", "-b", backend.url, "--json"], { env: backend.env });
+      assert.equal(intact.code, 0, intact.stderr);
+      for (const how of ["flip", "truncate"] as const) {
+        await damageObject(backend, "leased/lease.json", how);
+        const r = await walsync(["verify", "-b", backend.url, "--json"], { env: backend.env });
+        assert.equal(r.code, 4, r.stderr);
+        const report = JSON.parse(r.stdout);
+        const damaged = report.databases.flatMap((d: { damaged: { key: string }[] }) => d.damaged);
+        assert.deepEqual(damaged.map((d: { key: string }) => d.key), ["leased/lease.json"]);
+      }
+    } finally {
+      await watch.stop("SIGINT");
     }
   });
 }

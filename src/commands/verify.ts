@@ -8,6 +8,8 @@
 import { type DatabaseCatalog, type Generation, missingGenerations, readStore } from "../catalog.ts";
 import { notFoundError } from "../errors.ts";
 import { formatGeneration, stateKey, validateName } from "../layout.ts";
+import { checkLease } from "../restore/lease_check.ts";
+import { leaseKey } from "../watch/lease.ts";
 import type { ListedObject, Store } from "../storage/store.ts";
 import * as log from "../log.ts";
 import { type Inspection, inspectObject } from "../restore/apply.ts";
@@ -159,10 +161,14 @@ async function verifyDatabase(
   const chains = splitByGeneration(db.generations, ordered, inspections).map((list, i) =>
     analyzeChain(db.name, db.generations[i], list)
   );
+  const lease = db.others.some((o) => o.key === leaseKey(db.name))
+    ? await checkLease(store, leaseKey(db.name), quick)
+    : null;
   const damaged = [
     ...chains.flatMap((chain, i) => chainDamage(db, db.generations[i], chain, hint)),
     ...stateDamage(db, hint),
     ...generationGaps(db, hint),
+    ...(lease ? [lease] : []),
   ];
   const generations = db.generations.map((g, i) => summarize(g, chains[i], damaged));
   const ranges = chains.flatMap((c) => c.ranges);
@@ -176,7 +182,9 @@ async function verifyDatabase(
     restorableTo: ranges.length ? iso(Math.max(...ranges.map((r) => r.to))) : null,
     generations,
     damaged,
-    warnings: db.others.filter((o) => o.key !== stateKey(db.name)).map(unknownObject),
+    warnings: db.others.filter((o) => o.key !== stateKey(db.name) && o.key !== leaseKey(db.name)).map(
+      unknownObject,
+    ),
   };
 }
 
@@ -241,7 +249,9 @@ function summarize(g: Generation, chain: ChainReport, damaged: Damage[]): Verifi
     snapshots: g.snapshots.length,
     segments: g.segments.length,
     bytes: objects.reduce((n, o) => n + o.size, 0),
-    ok: !damaged.some((d) => d.generation === g.generation && d.kind !== "state" && d.kind !== "generation"),
+    ok: !damaged.some((d) =>
+      d.generation === g.generation && d.kind !== "state" && d.kind !== "lease" && d.kind !== "generation"
+    ),
     restorable: chain.ranges.map((r: TimeRange) => ({ from: iso(r.from), to: iso(r.to) })),
     unreachable: chain.unreachable,
   };

@@ -65,10 +65,11 @@ export async function watchCommand(
       } catch (e) {
         if (!(e instanceof WalsyncError)) throw e;
         lastError = e;
+        // Only a store that cannot be used affects every database (access denied, missing bucket);
+        // anything about this database itself (missing, not a regular file, not SQLite, not in WAL
+        // mode: usage errors among them) is reported and the others go on.
+        if (e.exitCode === ExitCode.Storage && !e.retryable) throw e;
         log.error(`${target.name}: ${e.message}`);
-        if (e.exitCode === ExitCode.Usage || (e.exitCode === ExitCode.Storage && !e.retryable)) {
-          throw e; // affects every database: bad settings, access denied, missing bucket
-        }
       }
     }
     if (replicas.length === 0) {

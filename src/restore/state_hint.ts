@@ -67,7 +67,7 @@ export async function readStateHint(store: Store, name: string, quick = false): 
 }
 
 /** GET (or HEAD with `quick`) of state.json; null when it does not exist. */
-async function fetchState(store: Store, key: string, quick: boolean): Promise<ObjectInfo | null> {
+export async function fetchState(store: Store, key: string, quick: boolean): Promise<ObjectInfo | null> {
   if (quick) return await store.head(key);
   try {
     return await store.get(key);
@@ -78,7 +78,7 @@ async function fetchState(store: Store, key: string, quick: boolean): Promise<Ob
 }
 
 /** Reads a body of at most {@link MAX_STATE_BYTES}; null (and the body released) if it is larger. */
-async function readSmall(body: ReadableStream<Uint8Array>): Promise<Uint8Array | null> {
+export async function readSmall(body: ReadableStream<Uint8Array>): Promise<Uint8Array | null> {
   const content = new Uint8Array(MAX_STATE_BYTES);
   let length = 0;
   for await (const chunk of reusedChunks(body)) {

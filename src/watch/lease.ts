@@ -7,7 +7,9 @@
  * @module
  */
 import { hostname } from "node:os";
+import process from "node:process";
 import { ExitCode, WalsyncError } from "../errors.ts";
+import * as log from "../log.ts";
 import { sha256Hex } from "../hash.ts";
 import type { Store } from "../storage/store.ts";
 
@@ -19,6 +21,11 @@ export interface LeaseRecord {
   acquired: string;
   /** ISO 8601: the holder must renew before this time; after it, anyone may take over. */
   expires: string;
+  /**
+   * Where `pid` means something: the kernel's boot id and the holder's pid namespace (Linux; absent
+   * elsewhere). A watcher in the same scope may take the lease over as soon as that pid is gone.
+   */
+  scope?: string;
 }
 
 /** Default lease time; renewals happen every third of it (one small request per database). */
@@ -56,6 +63,7 @@ export class Lease {
       host: hostname(),
       pid: Deno.pid,
       acquired: new Date().toISOString(),
+      ...(SCOPE ? { scope: SCOPE } : {}),
     };
     const key = leaseKey(name);
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -66,7 +74,12 @@ export class Lease {
       if (created !== null) return new Lease(store, name, record, created, expires, durationMs);
       const current = await readLease(store, key);
       if (!current) continue; // released meanwhile: try to create it again
-      if (Date.parse(current.record.expires) > Date.now()) {
+      if (holderIsGone(current.record)) {
+        log.warn(
+          `${name}: taking over the lease of ${current.record.holder}: that process (pid ${current.record.pid}, ` +
+            `same host) no longer exists`,
+        );
+      } else if (Date.parse(current.record.expires) > Date.now()) {
         throw new WalsyncError(
           `"${name}" is already being replicated to ${store.url} by ${current.record.holder} ` +
             `(lease valid until ${current.record.expires}); refusing to start a second writer`,
@@ -114,6 +127,41 @@ export class Lease {
   async release(): Promise<void> {
     const current = await readLease(this.store, leaseKey(this.name));
     if (current && current.etag === this.#etag) await this.store.delete(leaseKey(this.name));
+  }
+}
+
+/** This process's scope (see {@link LeaseRecord.scope}), or null where it cannot be known. */
+function localScope(): string | null {
+  try {
+    const boot = Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim();
+    const pidNamespace = Deno.readLinkSync("/proc/self/ns/pid");
+    return boot && pidNamespace ? `${boot}/${pidNamespace}` : null;
+  } catch {
+    return null;
+  }
+}
+
+const SCOPE = localScope();
+
+/**
+ * True when the holder was a process in our scope (same running kernel, same pid namespace: its pid
+ * is one we can check) that no longer exists, killed or crashed: its lease may be taken over before
+ * it expires, so that restarting walsync after a crash works at once. A host name is not enough (two
+ * machines or containers can share one); a live process with that pid, even an unrelated one that
+ * reuses it, keeps the lease: the safe side.
+ */
+function holderIsGone(record: LeaseRecord): boolean {
+  if (
+    !SCOPE || record.scope !== SCOPE || !Number.isSafeInteger(record.pid) || record.pid <= 0 ||
+    record.pid === Deno.pid
+  ) {
+    return false;
+  }
+  try {
+    process.kill(record.pid, 0);
+    return false;
+  } catch (e) {
+    return (e as { code?: string }).code === "ESRCH";
   }
 }
 

@@ -25,13 +25,13 @@ export function parseTargets(args: string[], cwd = Deno.cwd()): WatchTarget[] {
     const explicit = colon > 0 && !arg.slice(colon + 1).includes("/") ? arg.slice(colon + 1) : undefined;
     const path = resolve(cwd, explicit === undefined ? arg : arg.slice(0, colon));
     const name = validateName(explicit ?? defaultName(path));
+    if (byPath.has(path)) throw usageError(`${path} is given twice`);
     const other = byName.get(name);
     if (other) {
       throw usageError(
         `${other} and ${path} would both be stored as "${name}"; give one an explicit name, e.g. ${path}:${name}-2`,
       );
     }
-    if (byPath.has(path)) throw usageError(`${path} is given twice`);
     byName.set(name, path);
     byPath.set(path, name);
     targets.push({ path, name });
