@@ -4,6 +4,7 @@
  * directories, and drive independent SQLite writers (Python, sqlite3 CLI).
  */
 import { fileURLToPath } from "node:url";
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 
 export const REPO = fileURLToPath(new URL("..", import.meta.url));
@@ -100,7 +101,7 @@ export async function sha256File(path: string): Promise<string> {
 /** Asserts two files are byte-for-byte identical (same length, same bytes). */
 export async function filesEqual(a: string, b: string): Promise<boolean> {
   const [x, y] = await Promise.all([Deno.readFile(a), Deno.readFile(b)]);
-  return x.byteLength === y.byteLength && x.every((v, i) => v === y[i]);
+  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(y); // memcmp: fast on big files
 }
 
 /** A fresh temporary directory, removed by the returned disposer. */
@@ -187,6 +188,31 @@ export async function listKeys(backend: Backend): Promise<string[]> {
   return keys.sort();
 }
 
+/** Keys and sizes of all objects under a backend (sidecars and temporary files excluded for file://). */
+export async function listObjects(backend: Backend): Promise<{ key: string; size: number }[]> {
+  if (backend.label === "s3") {
+    const out = await aws([
+      "s3api",
+      "list-objects-v2",
+      "--bucket",
+      backend.bucket!,
+      "--prefix",
+      backend.prefix + "/",
+    ]);
+    if (!out.trim()) return [];
+    return (JSON.parse(out).Contents ?? []).map((o: { Key: string; Size: number }) => ({
+      key: o.Key.slice(backend.prefix!.length + 1),
+      size: o.Size,
+    })).sort((a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : 1));
+  }
+  const objects: { key: string; size: number }[] = [];
+  for (const key of await listKeys(backend)) {
+    if (key.endsWith(".meta.json") || key.includes(".tmp-")) continue;
+    objects.push({ key, size: (await Deno.stat(`${backend.dir}/${key}`)).size });
+  }
+  return objects;
+}
+
 /** Downloads an object to a local file, through an independent path (aws CLI or a plain copy). */
 export async function fetchObject(backend: Backend, key: string, to: string): Promise<void> {
   if (backend.label === "s3") {
@@ -250,16 +276,20 @@ export interface WatchProcess {
   child: Deno.ChildProcess;
   /** Everything it has written to stderr so far. */
   stderr(): string;
+  /** True once the process has exited. */
+  exited(): boolean;
+  /** Waits until stderr matches `pattern` (returns true), the process exits or `timeoutMs` passes (false). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<boolean>;
+  /** How many times `pattern` occurs in stderr so far. */
+  count(pattern: RegExp): number;
+  /** Waits until `pattern` occurs at least `n` times in stderr (true), or the process exits or time is up (false). */
+  waitForCount(pattern: RegExp, n: number, timeoutMs?: number): Promise<boolean>;
   /** Sends a signal and waits for the exit; returns the exit code and the full stderr. */
-  stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
+  stop(signal?: Deno.Signal): Promise<{ code: number; signal: Deno.Signal | null; stderr: string }>;
 }
 
-/** Starts `walsync watch ARGS` and waits until it reports that it is watching (or exits). */
-export async function startWatch(
-  args: string[],
-  env: Record<string, string> = {},
-  timeoutMs = 60_000,
-): Promise<WatchProcess> {
+/** Starts `walsync watch ARGS` without waiting for anything. */
+export function spawnWatch(args: string[], env: Record<string, string> = {}): WatchProcess {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MAIN, "watch", ...args],
     env: { NO_COLOR: "1", ...env },
@@ -275,13 +305,23 @@ export async function startWatch(
     exited = true;
     return s;
   });
-  const deadline = Date.now() + timeoutMs;
-  while (!/watching \d+ database/.test(text) && !exited && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const proc: WatchProcess = {
+  return {
     child,
     stderr: () => text,
+    exited: () => exited,
+    async waitFor(pattern: RegExp, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(text) && !exited && Date.now() < deadline) await sleep(10);
+      return pattern.test(text);
+    },
+    count(pattern: RegExp) {
+      return text.match(new RegExp(pattern.source, "g"))?.length ?? 0;
+    },
+    async waitForCount(pattern: RegExp, n: number, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (this.count(pattern) < n && !exited && Date.now() < deadline) await sleep(10);
+      return this.count(pattern) >= n;
+    },
     async stop(signal: Deno.Signal = "SIGINT") {
       if (!exited) {
         try {
@@ -293,14 +333,248 @@ export async function startWatch(
       if (OUTPUT_LOG) {
         Deno.writeTextFileSync(OUTPUT_LOG, `$ walsync watch ${args.join(" ")}\n${text}\n`, { append: true });
       }
-      return { code: s.code, stderr: text };
+      return { code: s.code, signal: s.signal, stderr: text };
     },
   };
-  if (!/watching \d+ database/.test(text)) {
+}
+
+/** Starts `walsync watch ARGS` and waits until it reports that it is watching (or exits). */
+export async function startWatch(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<WatchProcess> {
+  const proc = spawnWatch(args, env);
+  if (!(await proc.waitFor(/watching \d+ database/, timeoutMs))) {
     const { stderr } = await proc.stop("SIGKILL");
     throw new Error(`watch did not start: ${stderr}`);
   }
   return proc;
+}
+
+/** A running helper process (e.g. a writer) whose stdout lines are collected as they come. */
+export interface LineProcess {
+  child: Deno.ChildProcess;
+  /** The complete lines printed so far. */
+  lines: string[];
+  /** Resolves with the exit status once the process has exited and its output was read. */
+  done: Promise<Deno.CommandStatus>;
+  /** Waits until a line matches `pattern`; throws if the process exits or `timeoutMs` passes first. */
+  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+}
+
+/** Starts `cmd ARGS`, collecting its stdout line by line (stderr is kept for error messages). */
+export function spawnLines(cmd: string, args: string[]): LineProcess {
+  const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).spawn();
+  const lines: string[] = [];
+  let exited = false;
+  let errors = "";
+  const readErr = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) errors += chunk;
+  })();
+  const readOut = (async () => {
+    let buffer = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      const parts = buffer.split("\n");
+      buffer = parts.pop()!;
+      lines.push(...parts);
+    }
+  })();
+  const done = (async () => {
+    const status = await child.status;
+    await Promise.all([readOut, readErr]);
+    exited = true;
+    return status;
+  })();
+  return {
+    child,
+    lines,
+    done,
+    async waitForLine(pattern: RegExp, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const line = lines.find((l) => pattern.test(l));
+        if (line !== undefined) return line;
+        if (exited) throw new Error(`${cmd} ${args.join(" ")} exited without printing ${pattern}: ${errors}`);
+        await sleep(10);
+      }
+      throw new Error(`${cmd} ${args.join(" ")} did not print ${pattern} within ${timeoutMs} ms`);
+    },
+  };
+}
+
+/** `walsync list --json` as parsed objects (throws if it fails). */
+export async function listJson(backend: Backend): Promise<ListedDatabase[]> {
+  const r = await walsync(["list", "-b", backend.url, "--json"], { env: backend.env });
+  if (r.code !== 0) throw new Error(`list failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** What `list --json` prints for one database (the fields the tests use). */
+export interface ListedDatabase {
+  name: string;
+  generation: number | null;
+  restorableFrom: string | null;
+  restorableTo: string | null;
+  generations: {
+    generation: number;
+    snapshots: number;
+    segments: number;
+    restorableFrom: string | null;
+    restorableTo: string | null;
+  }[];
+}
+
+/** `walsync restore NAME -o OUT [EXTRA...]` against a backend. */
+export function restore(backend: Backend, name: string, out: string, ...extra: string[]): Promise<Run> {
+  return walsync(["restore", name, "-o", out, "-b", backend.url, ...extra], { env: backend.env });
+}
+
+/**
+ * Restores `name` (latest, or as EXTRA options say) into `out` and returns the writer's verdict on
+ * it: "ok K" (committed state K of tests/fixtures/writer.py) or "bad ...". Throws if restore fails.
+ */
+export async function restoredState(
+  backend: Backend,
+  name: string,
+  out: string,
+  ...extra: string[]
+): Promise<string> {
+  const r = await restore(backend, name, out, "--force", ...extra);
+  if (r.code !== 0) throw new Error(`restore ${name} ${extra.join(" ")} failed (${r.code}): ${r.stderr}`);
+  return (await writer("check", out)).trim();
+}
+
+/** Restores `name` again and again until it is in state `expected` ("ok K"); throws after `timeoutMs`. */
+export async function waitForState(
+  backend: Backend,
+  name: string,
+  out: string,
+  expected: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let got = "";
+  while (Date.now() < deadline) {
+    try {
+      got = await restoredState(backend, name, out);
+      if (got === expected) return;
+    } catch (e) {
+      got = (e as Error).message; // e.g. no snapshot yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`${name} never reached "${expected}" in the backup within ${timeoutMs} ms (last: ${got})`);
+}
+
+/** A TCP proxy in front of the S3 server that lets a test act at a chosen point of an HTTP exchange. */
+export interface S3Proxy {
+  /** The endpoint to give walsync (`--endpoint`). */
+  endpoint: string;
+  close(): void;
+}
+
+/**
+ * Starts a TCP proxy to `target` (http://host:port). `onRequest(method, path)` is called right after
+ * the first bytes of each request (its request line and headers, maybe part of its body) were
+ * forwarded; `onResponse(method, path, status)` is called when a response arrives from the server,
+ * before it is forwarded. A hook returning true cuts that connection at once (nothing more is
+ * forwarded either way). SigV4 signs the Host header as the client sent it, so the proxy is
+ * transparent to the server.
+ */
+export function startS3Proxy(
+  target: string,
+  hooks: {
+    onRequest?: (method: string, path: string) => boolean | void;
+    onResponse?: (method: string, path: string, status: number) => boolean | void;
+  },
+): S3Proxy {
+  const url = new URL(target);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const latin1 = new TextDecoder("latin1");
+  const serve = async (client: Deno.Conn) => {
+    let server: Deno.Conn;
+    try {
+      server = await Deno.connect({ hostname: url.hostname, port: Number(url.port || 80) });
+    } catch {
+      client.close();
+      return;
+    }
+    conns.add(client);
+    conns.add(server);
+    const pending: [string, string][] = [];
+    let cut = false;
+    const closeBoth = () => {
+      cut = true;
+      for (const c of [client, server]) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+        conns.delete(c);
+      }
+    };
+    const pump = async (from: Deno.Conn, to: Deno.Conn, toServer: boolean) => {
+      const buffer = new Uint8Array(64 * 1024);
+      try {
+        while (!cut) {
+          const n = await from.read(buffer);
+          if (n === null) break;
+          const chunk = buffer.subarray(0, n);
+          const text = latin1.decode(chunk.subarray(0, Math.min(n, 4096)));
+          if (toServer) {
+            const requests = [...text.matchAll(/(?:^|\r\n)([A-Z]+) (\/\S*) HTTP\/1\.1\r\n/g)];
+            for (let off = 0; off < n;) off += await to.write(chunk.subarray(off));
+            for (const [, method, path] of requests) {
+              pending.push([method, decodeURIComponent(path.split("?")[0])]);
+              if (hooks.onRequest?.(method, decodeURIComponent(path.split("?")[0]))) return closeBoth();
+            }
+          } else {
+            const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+            if (m) {
+              const [method, path] = pending.shift() ?? ["?", "?"];
+              if (hooks.onResponse?.(method, path, Number(m[1]))) return closeBoth();
+            }
+            for (let off = 0; off < n;) off += await to.write(chunk.subarray(off));
+          }
+        }
+      } catch { /* a side went away */ }
+      closeBoth();
+    };
+    await Promise.all([pump(client, server, true), pump(server, client, false)]);
+  };
+  (async () => {
+    try {
+      for await (const conn of listener) serve(conn);
+    } catch { /* closed */ }
+  })();
+  return {
+    endpoint: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    close() {
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      conns.clear();
+    },
+  };
+}
+
+/**
+ * Removes what a passing test leaves on the local disk: temporary directories and file://
+ * backends (S3 test prefixes are removed by scripts/test.sh). Failing tests skip this, so their
+ * files stay for inspection.
+ */
+export async function cleanup(...items: (Backend | string)[]): Promise<void> {
+  for (const item of items) {
+    const path = typeof item === "string" ? item : item.dir?.replace(/\/backups$/, "");
+    if (path) await Deno.remove(path, { recursive: true }).catch(() => {});
+  }
 }
 
 /** Waits `ms` milliseconds. */

@@ -102,7 +102,7 @@ for (const label of LABELS) {
     const dir = await tempDir();
     const db = `${dir}/crash.db`;
     await writer("fill", db, "4000");
-    const WRITE_SECONDS = 18;
+    const WRITE_SECONDS = 15;
     const app = spawnLines("python3", [WRITER, "mixed", db, String(WRITE_SECONDS)]);
     await app.waitForLine(/^\d+ \d+$/);
     // S3: through a proxy that can kill watch at a chosen moment of a PUT.
@@ -229,7 +229,7 @@ for (const label of LABELS) {
     const end = Date.parse(generations.at(-1)!.restorableTo!);
     const times = [
       ...generations.map((g) => Date.parse(g.restorableTo!)),
-      ...Array.from({ length: 3 }, () => first + Math.random() * (end - first)),
+      ...Array.from({ length: 2 }, () => first + Math.random() * (end - first)),
     ].sort((a, b) => a - b);
     let previous = 0;
     for (const t of times) {
