@@ -108,20 +108,20 @@ for (const label of ["s3", "file"] as const) {
     assert.equal(restore.code, 0, restore.stderr);
     assert.ok(await filesEqual(out, f.db), "the latest restore equals the source");
 
-    // Keys walsync does not know (a lease written by a newer version, a stray file): warnings only.
-    await putForeignObject(f.backend, "app/lease.json", '{"holder":"someone"}');
+    // Keys walsync does not know (written by a newer version, a stray file): warnings only.
+    await putForeignObject(f.backend, "app/extra.json", '{"holder":"someone"}');
     await putForeignObject(f.backend, "README.txt", "not a backup");
     const withUnknown = await walsync(["verify", "-b", f.backend.url, "--json"], { env });
     assert.equal(withUnknown.code, 0, withUnknown.stdout + withUnknown.stderr);
     const unknown = JSON.parse(withUnknown.stdout);
     assert.equal(unknown.ok, true);
     assert.deepEqual(unknown.databases[0].warnings, [{
-      key: "app/lease.json",
+      key: "app/extra.json",
       message: "unknown object, not checked",
     }]);
     assert.deepEqual(unknown.warnings, [{ key: "README.txt", message: "unknown object, not checked" }]);
     const unknownText = await walsync(["verify", "-b", f.backend.url], { env });
-    assert.match(unknownText.stdout, /WARNING app\/lease\.json: unknown object/);
+    assert.match(unknownText.stdout, /WARNING app\/extra\.json: unknown object/);
   });
 
   Deno.test(`[${label}] verify: NAME arguments, snapshot-only backups, a missing generation`, async () => {
