@@ -49,7 +49,8 @@ await walsync(["list", "-b", backups]).spawn().status;
 console.log(`\n$ walsync restore shop -o ${dir}/restored.db -b ${backups}`);
 await walsync(["restore", "shop", "-o", `${dir}/restored.db`, "-b", backups]).spawn().status;
 console.log(`\n$ walsync restore shop -o ${dir}/at-middle.db -b ${backups} --point-in-time ${middle}`);
-await walsync(["restore", "shop", "-o", `${dir}/at-middle.db`, "-b", backups, "--point-in-time", middle]).spawn()
+await walsync(["restore", "shop", "-o", `${dir}/at-middle.db`, "-b", backups, "--point-in-time", middle])
+  .spawn()
   .status;
 
 app.exec("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -61,6 +62,10 @@ const rows = (path: string) => {
   d.close();
   return n;
 };
-console.log(`\nlatest restore: ${rows(`${dir}/restored.db`)} orders, byte-for-byte equal to the source: ${same}`);
-console.log(`point-in-time restore (${middle}): ${rows(`${dir}/at-middle.db`)} orders (the source had 20 then)`);
+console.log(
+  `\nlatest restore: ${rows(`${dir}/restored.db`)} orders, byte-for-byte equal to the source: ${same}`,
+);
+console.log(
+  `point-in-time restore (${middle}): ${rows(`${dir}/at-middle.db`)} orders (the source had 20 then)`,
+);
 if (!same || watched.code !== 0 || rows(`${dir}/at-middle.db`) !== 20) Deno.exit(1);
