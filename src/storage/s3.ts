@@ -188,8 +188,7 @@ export class S3Store implements Store {
 
   async put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string) {
     if (body.size > this.#multipartThreshold) return await this.#putMultipart(key, body, metadata);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(metadata)) headers[META_PREFIX + k] = v;
+    const headers = metadataHeaders(metadata);
     let response: PutResponse;
     try {
       const url = await this.#client.getPresignedUrl("PUT", this.#fullKey(key), {
@@ -213,8 +212,7 @@ export class S3Store implements Store {
   /** A large object: streamed part by part; verified by its multipart ETag; aborted on failure. */
   async #putMultipart(key: string, body: ByteSource, metadata: Record<string, string>): Promise<void> {
     const objectName = this.#fullKey(key);
-    const headers = new Headers();
-    for (const [k, v] of Object.entries(metadata)) headers.set(META_PREFIX + k, v);
+    const headers = new Headers(metadataHeaders(metadata));
     let uploadId: string | null = null;
     try {
       const initiated = await this.#withTimeout(
@@ -318,8 +316,7 @@ export class S3Store implements Store {
     metadata: Record<string, string>,
     condition: WriteCondition,
   ): Promise<string | null> {
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(metadata)) headers[META_PREFIX + k] = v;
+    const headers = metadataHeaders(metadata);
     // RGW compares If-Match with the unquoted ETag; AWS accepts both forms.
     if ("ifNoneMatch" in condition) headers["if-none-match"] = "*";
     else headers["if-match"] = condition.ifMatch;
@@ -451,6 +448,13 @@ function decodeXml(text: string): string {
 
 function unquote(etag: string): string {
   return etag.replace(/^W\//, "").replace(/^"|"$/g, "");
+}
+
+/** User metadata as the `x-amz-meta-*` request headers that carry it. */
+function metadataHeaders(metadata: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata)) headers[META_PREFIX + k] = v;
+  return headers;
 }
 
 function userMetadata(headers: Headers): Record<string, string> {
