@@ -18,6 +18,7 @@
 # Windows: download the .zip from the release page (this script needs a POSIX shell).
 set -eu
 
+# The release workflow writes the repository it was published from into this line.
 REPO_SLUG=${WALSYNC_REPO:-walsync/walsync}
 VERSION=${1:-${WALSYNC_VERSION:-}}
 VERSION=${VERSION#v}

@@ -52,8 +52,20 @@ def s3_settings() -> Dict[str, str]:
     }
 
 
+@pytest.fixture(scope="session")
+def s3_session_prefix() -> Iterator[str]:
+    """One prefix for the S3 stores of this run (each test has its own folder in it), removed at
+    the end with one request batch."""
+    prefix = f"t-py-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    if os.environ.get("WALSYNC_TEST_S3_ENDPOINT"):
+        remove_s3_prefix(s3_settings(), prefix)
+
+
 @pytest.fixture(params=["file", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_session_prefix: str
+) -> Iterator[Store]:
     """A fresh, empty store. For S3 the credentials are passed as keyword arguments only (the
     process environment has none), so the tests show that they reach walsync."""
     if request.param == "file":
@@ -62,14 +74,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     s3 = s3_settings()
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
-    prefix = f"t-py-{uuid.uuid4().hex[:12]}"
     yield Store(
         "s3",
-        f"s3://{s3['bucket']}/{prefix}",
+        f"s3://{s3['bucket']}/{s3_session_prefix}/{uuid.uuid4().hex[:12]}",
         {"endpoint": s3["endpoint"], "aws_access_key_id": s3["key"], "aws_secret_access_key": s3["secret"]},
         s3["secret"],
     )
-    remove_s3_prefix(s3, prefix)
 
 
 def remove_s3_prefix(s3: Dict[str, str], prefix: str) -> None:

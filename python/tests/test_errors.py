@@ -222,3 +222,27 @@ def test_naive_point_in_time_is_refused(tmp_path: Path) -> None:
     ws = WalSync((tmp_path / "store").as_uri())
     with pytest.raises(ValueError, match="naive"):
         ws.restore("a", tmp_path / "out.db", point_in_time=datetime(2026, 1, 1, 12, 0))
+
+
+def test_credentials_reach_walsync_through_its_environment_never_its_command_line(tmp_path: Path) -> None:
+    record = tmp_path / "seen.json"
+    exe = tmp_path / "recording-walsync"
+    exe.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import json, os, sys
+        keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_REGION")
+        json.dump({{"argv": sys.argv, "env": {{k: os.environ.get(k) for k in keys}}}}, open({str(record)!r}, "w"))
+        print("[]")
+        """))
+    exe.chmod(0o755)
+    ws = WalSync("s3://bucket/prefix", endpoint="http://127.0.0.1:9", executable=exe, aws_access_key_id="AKIAKEYID0001",
+                 aws_secret_access_key="theSecretKey0001", aws_session_token="theToken0001", region="eu-west-3")
+    assert ws.list() == []
+    import json
+    seen = json.loads(record.read_text())
+    assert seen["env"] == {
+        "AWS_ACCESS_KEY_ID": "AKIAKEYID0001", "AWS_SECRET_ACCESS_KEY": "theSecretKey0001",
+        "AWS_SESSION_TOKEN": "theToken0001", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9", "AWS_REGION": "eu-west-3",
+    }
+    assert seen["argv"][1:] == ["list", "-b", "s3://bucket/prefix", "--json"]
+    assert "theSecretKey0001" not in repr(ws) and "theToken0001" not in repr(ws)
