@@ -13,6 +13,7 @@ from walsync import (
     GenerationInfo,
     RestoreResult,
     SnapshotResult,
+    UsageError,
     VerificationError,
     VerifyReport,
     WalSync,
@@ -165,3 +166,44 @@ def test_point_in_time_with_datetime(store: Store, tmp_path: Path) -> None:
     assert rows(tmp_path / "latest.db") == 120
     assert filecmp.cmp(tmp_path / "latest.db", checkpointed_copy(db, tmp_path / "end" / "pit.db"), shallow=False)
     assert latest.time is not None and latest.time > moment
+
+
+def test_watch_paths_with_a_colon(tmp_path: Path) -> None:
+    """`walsync watch` reads `path:name`; a path that contains ":" is not split there."""
+    odd = tmp_path / "a:b"
+    odd.mkdir()
+    db = odd / "x:y.db"
+    writer("fill", str(db), "5")
+    ws = WalSync((tmp_path / "store").as_uri())
+    with pytest.raises(UsageError, match="needs an explicit name"):
+        ws.watch([db])
+    with ws.watch([(db, "named")], sync_interval=0.2):
+        pass
+    assert [d.name for d in ws.list()] == ["named"]
+    out = tmp_path / "out.db"
+    ws.restore("named", out)
+    assert rows(out) == 5
+
+
+def test_a_watcher_left_running_is_stopped_when_python_exits(tmp_path: Path) -> None:
+    """A program that forgets stop(): its watcher gets SIGTERM at interpreter exit (it ships and
+    releases its lease) instead of running on, orphaned."""
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "left.db"
+    writer("fill", str(db), "5")
+    url = (tmp_path / "store").as_uri()
+    program = (
+        "import sys; from walsync import WalSync\n"
+        f"w = WalSync({url!r}).watch([{str(db)!r}], sync_interval=0.2)\n"
+        "print(w.pid, flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.strip())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone (and reaped) by the time the program exited
+    with WalSync(url).watch([db], sync_interval=0.2):  # the lease was released
+        pass

@@ -6,7 +6,7 @@ import subprocess
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ._errors import RuntimeFailureError, VerificationError, error_for, redact
+from ._errors import RuntimeFailureError, UsageError, VerificationError, error_for, redact
 from ._executable import find_executable
 from ._models import DatabaseInfo, RestoreResult, SnapshotResult, VerifyReport
 from ._output import error_message, log_line
@@ -131,6 +131,8 @@ class WalSync:
         Damage raises VerificationError with the parsed report in ``e.report``; with
         ``check=False`` the report is returned instead (``report.ok`` is False).
         """
+        if isinstance(names, str):
+            names = [names]  # one name, not its characters
         args = ["verify", "--json"] + (["--quick"] if quick else []) + ["--", *(names or [])]
         code, stdout, lines = self._run(args)
         if code == 4 and stdout.strip():
@@ -163,13 +165,7 @@ class WalSync:
         """
         if isinstance(paths, (str, os.PathLike, tuple)):
             paths = [paths]  # type: ignore[list-item]
-        targets = []
-        for target in paths:  # type: ignore[union-attr]
-            if isinstance(target, tuple):
-                path, name = target
-                targets.append(f"{os.fspath(path)}:{name}")
-            else:
-                targets.append(os.fspath(target))
+        targets = [_watch_arg(t) for t in paths]  # type: ignore[union-attr]
         args = ["watch", "--sync-interval", _number(sync_interval)]
         if snapshot_interval is not None:
             args += ["--snapshot-interval", _number(snapshot_interval)]
@@ -239,6 +235,22 @@ class WalSync:
         code, stdout, lines = self._run(args)
         self._raise_for(code, lines)
         return self._parse(stdout, args)
+
+
+def _watch_arg(target: WatchTarget) -> str:
+    """``path`` or ``path:name`` as ``walsync watch`` reads it. The CLI takes the text after the
+    last ":" as a name when it has no "/", so a plain path with ":" in its file name would be split
+    there: such a path needs an explicit name (its default name, with the ":", is not valid)."""
+    if isinstance(target, tuple):
+        path, name = target
+        return f"{os.fspath(path)}:{name}"
+    path = os.fspath(target)
+    colon = path.rfind(":")
+    if colon > 0 and "/" not in path[colon + 1 :]:
+        raise UsageError(
+            2, f'{path}: a file name with ":" needs an explicit name: watch([({path!r}, "NAME")])'
+        )
+    return path
 
 
 def _number(value: float) -> str:

@@ -1,4 +1,5 @@
 """A running ``walsync watch`` process, usable as a context manager."""
+import atexit
 import collections
 import logging
 import re
@@ -7,10 +8,24 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Deque, Iterable, List, Mapping, Optional, Sequence
+from typing import Deque, Iterable, List, Mapping, Optional, Sequence, Set
 
 from ._errors import RuntimeFailureError, WalSyncError, error_for, redact
 from ._output import error_message, log_line
+
+# Watchers still running when the interpreter exits are stopped (SIGTERM, wait): a Python program's
+# watcher must not outlive it unnoticed.
+_running: Set["Watcher"] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for watcher in list(_running):
+        try:
+            watcher.stop()
+        except WalSyncError as e:
+            logging.getLogger("walsync").error("watcher %s failed at exit: %s", watcher.pid, e)
+
 
 # watch logs this once every database it could open is being replicated (src/commands/watch.ts).
 _READY = re.compile(r" INFO watching \d+ database")
@@ -47,6 +62,7 @@ class Watcher:
         )
         self._reader = threading.Thread(target=self._read_stderr, name="walsync-watch-stderr", daemon=True)
         self._reader.start()
+        _running.add(self)
 
     def _read_stderr(self) -> None:
         assert self._proc.stderr is not None
@@ -92,7 +108,7 @@ class Watcher:
                 self._reader.join(5)
                 if self._ready.is_set():
                     break
-                self._raise_if_failed(started=False)
+                self._raise_if_failed()
                 raise RuntimeFailureError(1, "walsync watch exited before it started watching")
             if time.monotonic() > deadline:
                 self._terminate(10.0)
@@ -112,20 +128,20 @@ class Watcher:
             self._stop_requested = True
             self._terminate(timeout)
         self._reader.join(5)
-        self._raise_if_failed(started=True)
+        self._raise_if_failed()
 
     def wait(self, timeout: Optional[float] = None) -> int:
         """Waits for the watcher to exit by itself; raises if it failed. Returns its exit code."""
         code = self._proc.wait(timeout)
         self._reader.join(5)
-        self._raise_if_failed(started=True)
+        self._raise_if_failed()
         return code
 
     def check(self) -> None:
         """Raises now if the watcher has exited with an error (does not wait)."""
         if self._proc.poll() is not None:
             self._reader.join(5)
-            self._raise_if_failed(started=True)
+            self._raise_if_failed()
 
     def _terminate(self, timeout: float) -> None:
         if sys.platform == "win32":
@@ -146,8 +162,10 @@ class Watcher:
     def _tail(self) -> str:
         return (": " + " / ".join(list(self._lines)[-3:])) if self._lines else ""
 
-    def _raise_if_failed(self, started: bool) -> None:
+    def _raise_if_failed(self) -> None:
         code = self._proc.poll()
+        if code is not None:
+            _running.discard(self)
         if code is None or code == 0 or self._reported:
             return
         self._reported = True  # raised once; a second stop() is a no-op
