@@ -131,7 +131,7 @@ def _binary_choice(config_settings):
         return None, None
     path = Path(binary).resolve()
     if not path.is_file():
-        raise RuntimeError(f"walsync binary {path} does not exist")
+        raise RuntimeError(f"walsync binary {path} does not exist (give an absolute path: pip runs this in {ROOT})")
     if not platform:
         if target not in PLATFORM_TAGS:
             raise RuntimeError(
