@@ -246,3 +246,24 @@ def test_credentials_reach_walsync_through_its_environment_never_its_command_lin
     }
     assert seen["argv"][1:] == ["list", "-b", "s3://bucket/prefix", "--json"]
     assert "theSecretKey0001" not in repr(ws) and "theToken0001" not in repr(ws)
+
+
+def test_a_command_over_its_timeout_gets_sigterm_so_it_can_clean_up(tmp_path: Path) -> None:
+    """walsync removes its temporary files on SIGTERM; SIGKILL would leave them beside the output."""
+    marker = tmp_path / "got-sigterm"
+    exe = tmp_path / "slow-walsync"
+    exe.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import signal, sys, time
+        def cleanup(signum, frame):
+            open({str(marker)!r}, "w").write("cleaned up")
+            sys.exit(130)
+        signal.signal(signal.SIGTERM, cleanup)
+        print("ready", file=sys.stderr, flush=True)
+        time.sleep(60)
+        """))
+    exe.chmod(0o755)
+    ws = WalSync("file:///x", executable=exe, timeout=1.0)
+    with pytest.raises(RuntimeFailureError, match="did not finish within 1 s"):
+        ws.list()
+    assert marker.read_text() == "cleaned up"

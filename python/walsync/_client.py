@@ -204,22 +204,28 @@ class WalSync:
         return [self.executable] + args
 
     def _run(self, args: List[str], with_backup: bool = True) -> Tuple[int, str, List[str]]:
+        proc = subprocess.Popen(
+            self._argv(args, with_backup),
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
-            proc = subprocess.run(
-                self._argv(args, with_backup),
-                env=self._env(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                timeout=self.timeout,
-            )
+            stdout, stderr = proc.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            raise RuntimeFailureError(1, f"walsync {args[0]} did not finish within {self.timeout:g} s") from None
+            _terminate(proc)
+            raise RuntimeFailureError(
+                1, f"walsync {args[0]} did not finish within {self.timeout:g} s; stopped it (SIGTERM)"
+            ) from None
+        except BaseException:  # KeyboardInterrupt and the like: never leave walsync running
+            _terminate(proc)
+            raise
         secrets = self._secrets()
-        lines = redact(proc.stderr.decode("utf-8", "replace"), secrets).splitlines()
+        lines = redact(stderr.decode("utf-8", "replace"), secrets).splitlines()
         for line in lines:
             log_line(logger, line)
-        return proc.returncode, redact(proc.stdout.decode("utf-8", "replace"), secrets), lines
+        return proc.returncode, redact(stdout.decode("utf-8", "replace"), secrets), lines
 
     def _raise_for(self, code: int, lines: List[str]) -> None:
         if code != 0:
@@ -235,6 +241,17 @@ class WalSync:
         code, stdout, lines = self._run(args)
         self._raise_for(code, lines)
         return self._parse(stdout, args)
+
+
+def _terminate(proc: "subprocess.Popen[bytes]") -> None:
+    """Stops a walsync command: SIGTERM first (it removes its temporary files and exits 130),
+    SIGKILL only if it has not exited 30 s later."""
+    proc.terminate()
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
 
 
 def _watch_arg(target: WatchTarget) -> str:
