@@ -40,7 +40,13 @@ for target in "${targets[@]}"; do
   [[ "$target" == *windows* ]] && exe=walsync.exe
   rm -rf "$stage"
   mkdir -p "$stage"
-  "$REPO/scripts/deno.sh" compile -A --frozen --target "$target" --output "$stage/$exe" "$REPO/main.ts"
+  if ! "$REPO/scripts/deno.sh" compile -A --frozen --target "$target" --output "$stage/$exe" "$REPO/main.ts"; then
+    rm -rf "$stage"
+    echo "build.sh: deno compile failed for $target. It downloads Deno's runtime (denort) for the target;" \
+      "where that host is unreachable (as on this project's development machines) build with" \
+      ".github/workflows/release.yml instead." >&2
+    exit 1
+  fi
   cp "$REPO/README.md" "$REPO/LICENSE" "$stage/"
   if [[ "$target" == *windows* ]]; then
     rm -f "$REPO/dist/$name.zip"
