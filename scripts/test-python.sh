@@ -37,8 +37,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/walsync-python.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 log "$("$PY" --version) from $PY; venv in $work/venv"
 "$PY" -m venv --system-site-packages "$work/venv"
-# No index: everything must come from this checkout. pip's build isolation stays on, as for users.
-"$work/venv/bin/python" -m pip install --no-index --disable-pip-version-check -q ./python >&2
+# Exactly what a user types (no --no-index): there is no package index here, so this passes only if
+# the build needs nothing from one. pip's build isolation stays on, as for users.
+"$work/venv/bin/python" -m pip install --disable-pip-version-check -q ./python >&2
 
 export WALSYNC_BIN=$REPO/scripts/walsync WALSYNC_TEST_INSTALLED=1 PYTHONDONTWRITEBYTECODE=1
 set +e
