@@ -1,5 +1,6 @@
 """Every exception class, raised by a real walsync where one can be provoked, and secrets never in an
 exception (str, repr, args) or a WalSync repr."""
+import json
 import os
 import signal
 import stat
@@ -238,7 +239,6 @@ def test_credentials_reach_walsync_through_its_environment_never_its_command_lin
     ws = WalSync("s3://bucket/prefix", endpoint="http://127.0.0.1:9", executable=exe, aws_access_key_id="AKIAKEYID0001",
                  aws_secret_access_key="theSecretKey0001", aws_session_token="theToken0001", region="eu-west-3")
     assert ws.list() == []
-    import json
     seen = json.loads(record.read_text())
     assert seen["env"] == {
         "AWS_ACCESS_KEY_ID": "AKIAKEYID0001", "AWS_SECRET_ACCESS_KEY": "theSecretKey0001",
@@ -267,3 +267,28 @@ def test_a_command_over_its_timeout_gets_sigterm_so_it_can_clean_up(tmp_path: Pa
     with pytest.raises(RuntimeFailureError, match="did not finish within 1 s"):
         ws.list()
     assert marker.read_text() == "cleaned up"
+
+
+def test_watch_options_reach_the_command_line(tmp_path: Path) -> None:
+    record = tmp_path / "argv.json"
+    exe = tmp_path / "watching-walsync"
+    exe.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import json, signal, sys, time
+        json.dump(sys.argv[1:], open({str(record)!r}, "w"))
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        print("2026-11-30T01:00:00.000Z INFO watching 2 database(s); sync every 500 ms", file=sys.stderr, flush=True)
+        time.sleep(60)
+        """))
+    exe.chmod(0o755)
+    ws = WalSync("file:///store", executable=exe)
+    with ws.watch(["/srv/a.db", ("/srv/b.db", "bee")], sync_interval=0.5, snapshot_interval=60,
+                  checkpoint_frames=500, lease_seconds=30) as watcher:
+        assert watcher.running
+    assert watcher.returncode == 0
+    assert json.loads(record.read_text()) == [
+        "watch", "-b", "file:///store", "--sync-interval", "0.5", "--snapshot-interval", "60",
+        "--checkpoint-frames", "500", "--lease-seconds", "30", "--", "/srv/a.db", "/srv/b.db:bee",
+    ]
+    with pytest.raises(ValueError, match="positive number"):
+        ws.watch(["/srv/a.db"], sync_interval=0)
