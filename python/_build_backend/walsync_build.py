@@ -12,7 +12,7 @@ Platform wheels (release builds) carry the compiled `walsync` executable inside 
 (`walsync/bin/walsync[.exe]`) and a `walsync` console script that runs it. Select one with
 config settings or environment variables:
 
-    pip wheel ./python -C binary=dist/walsync -C target=x86_64-unknown-linux-gnu
+    pip wheel ./python --config-settings binary=$PWD/dist/walsync --config-settings target=x86_64-unknown-linux-gnu
     WALSYNC_WHEEL_BINARY=dist/walsync WALSYNC_WHEEL_TARGET=x86_64-unknown-linux-gnu pip wheel ./python
 
 `target` is a Deno target triple (mapped to the wheel's platform tag below) or `platform=` gives

@@ -100,8 +100,8 @@ def test_platform_wheel_carries_and_runs_the_executable(tmp_path: Path) -> None:
     binary.write_text(f'#!/bin/sh\nexec "{target}" "$@"\n')
     binary.chmod(0o755)
     wheels = tmp_path / "wheels"
-    pip("wheel", "--no-deps", "-w", str(wheels), ".", "-C", f"binary={binary}",
-        "-C", "target=x86_64-unknown-linux-gnu")
+    pip("wheel", "--no-deps", "-w", str(wheels), ".", "--config-settings", f"binary={binary}",
+        "--config-settings", "target=x86_64-unknown-linux-gnu")  # -C needs pip >= 23.1
     wheel = wheels / f"walsync-{deno_version()}-py3-none-manylinux_2_27_x86_64.whl"
     archive = check_record(wheel)
     info = archive.getinfo("walsync/bin/walsync")
