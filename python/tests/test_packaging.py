@@ -25,7 +25,25 @@ pytestmark = pytest.mark.skipif(not DENO_JSON.is_file(), reason="needs the walsy
 
 
 def deno_version() -> str:
-    return json.loads(DENO_JSON.read_text())["version"]
+    """deno.json's version as the Python package spells it (PEP 440: 0.2.0-rc.1 -> 0.2.0rc1)."""
+    sys.path.insert(0, str(PROJECT / "_build_backend"))
+    try:
+        from walsync_build import semver_to_pep440
+    finally:
+        sys.path.pop(0)
+    return semver_to_pep440(json.loads(DENO_JSON.read_text())["version"])
+
+
+def test_semver_versions_become_pep440() -> None:
+    sys.path.insert(0, str(PROJECT / "_build_backend"))
+    try:
+        from walsync_build import semver_to_pep440
+    finally:
+        sys.path.pop(0)
+    assert [semver_to_pep440(v) for v in ["0.1.0", "1.2.0-rc.1", "1.2.0-beta.2", "1.2.0-alpha.3"]] == [
+        "0.1.0", "1.2.0rc1", "1.2.0b2", "1.2.0a3"]
+    with pytest.raises(ValueError):
+        semver_to_pep440("1.2.0-nightly")
 
 
 def pip(*args: str, cwd: Path = PROJECT) -> None:
@@ -120,7 +138,7 @@ def test_platform_wheel_carries_and_runs_the_executable(tmp_path: Path) -> None:
     version = subprocess.run([str(env_dir / "bin" / "walsync"), "--version"], env=clean,
                              capture_output=True, text=True, timeout=120)
     assert version.returncode == 0, version.stderr
-    assert version.stdout.startswith(f"walsync {deno_version()} (")
+    assert version.stdout.startswith(f"walsync {json.loads(DENO_JSON.read_text())['version']} (")
     found = subprocess.run(
         [str(py), "-c", "from walsync import WalSync; ws = WalSync('file:///x'); print(ws.executable); "
          "print(ws.version())"],
