@@ -207,3 +207,16 @@ def test_a_watcher_left_running_is_stopped_when_python_exits(tmp_path: Path) -> 
         os.kill(pid, 0)  # gone (and reaped) by the time the program exited
     with WalSync(url).watch([db], sync_interval=0.2):  # the lease was released
         pass
+
+
+def test_a_database_that_cannot_be_watched_is_reported_while_the_others_are(tmp_path: Path) -> None:
+    import subprocess
+
+    good = tmp_path / "good.db"
+    writer("fill", str(good), "5")
+    rollback = tmp_path / "rollback.db"
+    subprocess.run(["sqlite3", str(rollback), "CREATE TABLE t(x); INSERT INTO t VALUES (1);"], check=True)
+    ws = WalSync((tmp_path / "store").as_uri())
+    with ws.watch([good, rollback], sync_interval=0.2) as watcher:
+        assert any("rollback" in e and "journal_mode=WAL" in e for e in watcher.errors), watcher.log
+    assert [d.name for d in ws.list()] == ["good"]

@@ -96,6 +96,12 @@ class Watcher:
         """The last 200 lines the watcher logged (secrets removed)."""
         return list(self._lines)
 
+    @property
+    def errors(self) -> List[str]:
+        """The ERROR messages logged so far, e.g. a database that could not be watched while the
+        others are (watch reports it and goes on)."""
+        return [error_message([line], 0) for line in self._lines if " ERROR " in line]
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Waits until every database is being watched (initial snapshot stored, lease held).
 
