@@ -47,7 +47,7 @@ function seconds(text: string, option: string): number {
 export function buildProgram(): Command {
   const program = new Command("walsync")
     .description("Continuous, verified backup of SQLite databases to S3-compatible storage or a directory.")
-    .version(denoConfig.version)
+    .version(`walsync ${denoConfig.version} (${Deno.build.target})`)
     .option("-q, --quiet", "only log warnings and errors")
     .option("-v, --verbose", "log debug details")
     .showHelpAfterError()

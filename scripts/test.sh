@@ -46,6 +46,27 @@ scripts/deno.sh "${args[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
+# Further steps, each counted into the closing line: the GitHub workflows' lint (actionlint, one
+# check), and the Python package's pytest suite (scripts/test-python.sh: pip install ./python
+# offline into a fresh venv, then pytest against the same S3 server and file://).
+extra_passed=0 extra_failed=0
+set +e
+echo "test.sh: actionlint .github/workflows" >&2
+scripts/deno.sh run --frozen --allow-read scripts/actionlint.ts 2>&1 | tee -a "$log"
+if [ "${PIPESTATUS[0]}" -eq 0 ]; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); fi
+echo "test.sh: Python package tests (scripts/test-python.sh)" >&2
+bash scripts/test-python.sh 2>&1 | tee -a "$log" "$logdir/python-test.log"
+python_rc=${PIPESTATUS[0]}
+set -e
+python_summary=$(grep -E '^python: [0-9]+ passed, [0-9]+ failed$' "$logdir/python-test.log" | tail -n1 || true)
+if [ -n "$python_summary" ]; then
+  extra_passed=$((extra_passed + $(sed -E 's/^python: ([0-9]+) passed.*/\1/' <<<"$python_summary")))
+  extra_failed=$((extra_failed + $(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$python_summary")))
+fi
+if [ "$python_rc" -ne 0 ] && { [ -z "$python_summary" ] || [ "${python_summary% 0 failed}" != "$python_summary" ]; }; then
+  extra_failed=$((extra_failed + 1)) # failed before or after its tests (venv, pip install): never green
+fi
+
 # deno test's closing line: `ok | 12 passed | 0 failed (3s)` or `FAILED | 10 passed (2 steps) | 2 failed ...`
 # (ANSI codes stripped in case colour was forced on anyway).
 summary=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n1 || true)
@@ -79,6 +100,9 @@ if command -v aws >/dev/null 2>&1; then
     s3 rm "s3://$WALSYNC_TEST_BUCKET/" --recursive --exclude "*" --include "t-*" --only-show-errors >/dev/null 2>&1 ||
     echo "test.sh: warning: could not remove the test objects from s3://$WALSYNC_TEST_BUCKET" >&2
 fi
+passed=$((passed + extra_passed))
+failed=$((failed + extra_failed))
+if [ "$extra_failed" -gt 0 ] && [ "$rc" -eq 0 ]; then rc=1; fi
 echo "test.sh: log in $log (exit code $rc)" >&2
 echo "$passed passed, $failed failed"
 exit "$rc"
