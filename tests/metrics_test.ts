@@ -209,3 +209,19 @@ Deno.test("--metrics-addr: a bad address is a usage error; the metrics port in u
   assert.match(taken.stderr, new RegExp(`cannot serve metrics on 127\\.0\\.0\\.1:${port}: `));
   await cleanup(dir, backend);
 });
+
+Deno.test("list shows the age of each database's newest object (human and --json newestAgeSeconds)", async () => {
+  const backend = await freshBackend("file");
+  const dir = await tempDir();
+  await writer("fill", `${dir}/app.db`, "5");
+  const snap = await walsync(["snapshot", `${dir}/app.db`, "-b", backend.url]);
+  assert.equal(snap.code, 0, snap.stderr);
+  await sleep(2100);
+  const json = await walsync(["list", "-b", backend.url, "--json"]);
+  const [entry] = JSON.parse(json.stdout);
+  assert.ok(entry.newestAgeSeconds >= 2 && entry.newestAgeSeconds < 60, json.stdout);
+  const human = await walsync(["list", "-b", backend.url]);
+  assert.match(human.stdout, /NEWEST\n/);
+  assert.match(human.stdout, /^app .* \d+s ago$/m);
+  await cleanup(dir, backend);
+});
