@@ -11,7 +11,10 @@ import {
   filesEqual,
   freshBackend,
   listKeys,
+  listObjects,
   restoredState,
+  sh,
+  sleep,
   spawnWatch,
   sqlite3,
   startWatch,
@@ -280,12 +283,47 @@ for (const label of ["s3", "file"] as const) {
     assert.ok(await w.waitFor(/two: snapshot /, 20_000), w.stderr());
     await Deno.remove(`${dir}/tenants/one.db`);
     assert.ok(await w.waitFor(/one: .*one\.db no longer exists/, 20_000), w.stderr());
+    // A new file that cannot be watched yet (rollback journal) is reported, and picked up once it can.
+    await sqlite3(`${dir}/tenants/three.db`, "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+    assert.ok(await w.waitFor(/three: .*three\.db is not in WAL mode/, 20_000), w.stderr());
+    await sleep(1000);
+    assert.equal(w.count(/three: .*is not in WAL mode/), 1, "an unchanged file is not retried");
+    await sqlite3(`${dir}/tenants/three.db`, "PRAGMA journal_mode=WAL; INSERT INTO t VALUES (2)");
+    assert.ok(await w.waitFor(/three: snapshot /, 20_000), w.stderr());
     const { code, stderr } = await w.stop("SIGINT");
     assert.equal(code, 0, stderr);
     const out = `${dir}/two-restored.db`;
     assert.equal(await restoredState(backend, "two", out), "ok 35");
     await sqlite3(`${dir}/tenants/two.db`, "PRAGMA wal_checkpoint(TRUNCATE)");
     assert.ok(await filesEqual(out, `${dir}/tenants/two.db`), "the restore must be byte-exact");
+    const out3 = `${dir}/three-restored.db`;
+    const r3 = await walsync(["restore", "three", "-o", out3, "-b", backend.url], { env: backend.env });
+    assert.equal(r3.code, 0, r3.stderr);
+    assert.equal((await sh("sqlite3", [out3, "SELECT count(*) FROM t"])).stdout.trim(), "2");
     await cleanup(dir, backend);
   });
 }
+
+Deno.test("config: per-database overrides apply to that database only (snapshot-interval)", async () => {
+  const backend = await freshBackend("file");
+  const dir = await tempDir();
+  for (const name of ["fast", "slow"]) await writer("fill", `${dir}/${name}.db`, "5");
+  await Deno.writeTextFile(
+    `${dir}/w.yml`,
+    `url: ${backend.url}\nsync-interval: 100ms\nsnapshot-interval: 1h\n` +
+      `dbs:\n  - path: fast.db\n    snapshot-interval: 300ms\n  - path: slow.db\n`,
+  );
+  const w = await startWatch(["-c", `${dir}/w.yml`], {});
+  for (let i = 0; i < 8; i++) {
+    await writer("fill", `${dir}/fast.db`, "1");
+    await writer("fill", `${dir}/slow.db`, "1");
+    await sleep(250);
+  }
+  const { code, stderr } = await w.stop("SIGINT");
+  assert.equal(code, 0, stderr);
+  const objects = await listObjects(backend);
+  const snapshots = (name: string) => objects.filter((o) => o.key.startsWith(`${name}/snapshots/`));
+  assert.ok(snapshots("fast").length >= 3, `fast.db takes scheduled snapshots:\n${stderr}`);
+  assert.equal(snapshots("slow").length, 1, "slow.db keeps the global 1h");
+  await cleanup(dir, backend);
+});

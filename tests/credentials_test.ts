@@ -27,9 +27,15 @@ import {
   writer,
 } from "./helpers.ts";
 
-const s3 = s3Settings();
-const KEY = s3.env.AWS_ACCESS_KEY_ID;
-const SECRET = s3.env.AWS_SECRET_ACCESS_KEY;
+let s3: ReturnType<typeof s3Settings>;
+let KEY: string;
+let SECRET: string;
+/** The RGW settings and keys (read inside the tests that need RGW). */
+function rgw(): void {
+  s3 = s3Settings();
+  KEY = s3.env.AWS_ACCESS_KEY_ID;
+  SECRET = s3.env.AWS_SECRET_ACCESS_KEY;
+}
 
 /** An environment with no credentials at all: every source has to be set up by the test. */
 function bareEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
@@ -135,6 +141,7 @@ Deno.test("credentials: temporary credentials are fetched again before they expi
 });
 
 Deno.test("credentials from the environment (baseline) and from a profile in ~/.aws/credentials", async () => {
+  rgw();
   const home = await tempDir();
   await backupWith(
     bareEnv(home, { AWS_ACCESS_KEY_ID: KEY, AWS_SECRET_ACCESS_KEY: SECRET }),
@@ -162,6 +169,7 @@ Deno.test("credentials from the environment (baseline) and from a profile in ~/.
 });
 
 Deno.test("credentials, region and endpoint_url from a profile in ~/.aws/config (AWS_CONFIG_FILE)", async () => {
+  rgw();
   const home = await tempDir();
   await Deno.writeTextFile(
     `${home}/config`,
@@ -182,6 +190,7 @@ Deno.test("credentials, region and endpoint_url from a profile in ~/.aws/config 
 });
 
 Deno.test("credentials from credential_process", async () => {
+  rgw();
   const home = await tempDir();
   const script = `${home}/get creds.py`;
   await Deno.writeTextFile(
@@ -209,6 +218,7 @@ Deno.test("credentials from credential_process", async () => {
 });
 
 Deno.test("credentials from the container endpoint (full URI + token) and from IMDSv2", async () => {
+  rgw();
   const home = await tempDir();
   const server = startCredentialServer({
     accessKeyId: KEY,
@@ -221,6 +231,15 @@ Deno.test("credentials from the container endpoint (full URI + token) and from I
       bareEnv(home, {
         AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/container`,
         AWS_CONTAINER_AUTHORIZATION_TOKEN: "Bearer t0k3n",
+      }),
+      /AWS credentials from container credential endpoint, valid until /,
+    );
+    // The token from a file (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE), as EKS Pod Identity gives it.
+    await Deno.writeTextFile(`${home}/token`, "Bearer t0k3n\n");
+    await backupWith(
+      bareEnv(home, {
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/container`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: `${home}/token`,
       }),
       /AWS credentials from container credential endpoint, valid until /,
     );
@@ -260,6 +279,7 @@ Deno.test("credentials from the container endpoint (full URI + token) and from I
 });
 
 Deno.test("expiring container credentials are refreshed during a running watch; uploads go on", async () => {
+  rgw();
   const home = await tempDir();
   const backend = await freshBackend("s3");
   const lifetimeMs = 3000;

@@ -14,6 +14,8 @@ import type { DatabaseConfig, WatchConfig } from "./load.ts";
 
 /** Default time between two glob scans. */
 export const DEFAULT_SCAN_INTERVAL_MS = 10_000;
+/** The longest wait before a database that could not be watched is tried again. */
+const MAX_RETRY_MS = 5 * 60_000;
 
 const WILDCARD = /[*?[]/;
 /** Files beside a database that are never databases themselves. */
@@ -143,12 +145,21 @@ export function watchGlobs(
   onRemoved: (target: WatchTarget) => Promise<void> | void,
 ): () => void {
   const globs = config.dbs.filter((db) => db.glob);
+  const scanMs = config.scanIntervalMs ?? DEFAULT_SCAN_INTERVAL_MS;
   if (globs.length === 0) return () => {};
   const known = new Map(initial.map((t) => [t.path, t]));
   const globbed = new Set<string>();
   for (const db of globs) for (const t of initial) if (componentsMatch(db.path, t.path)) globbed.add(t.path);
-  /** Paths that could not be watched or named, with the mtime they had then. */
-  const refused = new Map<string, number>();
+  /**
+   * Paths that could not be watched or named: tried again once the file changed, but not before
+   * `retryAt` (doubling up to {@link MAX_RETRY_MS}), so that a busy database that cannot be watched
+   * (e.g. its lease is held elsewhere) is not retried and reported at every scan.
+   */
+  const refused = new Map<string, { mtime: number; retryAt: number; waitMs: number }>();
+  const refuse = (path: string, mtime: number) => {
+    const waitMs = Math.min((refused.get(path)?.waitMs ?? scanMs / 2) * 2, MAX_RETRY_MS);
+    refused.set(path, { mtime, retryAt: Date.now() + waitMs, waitMs });
+  };
   let stopped = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -159,26 +170,34 @@ export function watchGlobs(
         seen.add(path);
         if (known.has(path) || stopped) continue;
         const mtime = (await Deno.stat(path).catch(() => null))?.mtime?.getTime() ?? 0;
-        if (refused.get(path) === mtime) continue;
+        const before = refused.get(path);
+        if (before && (before.mtime === mtime || Date.now() < before.retryAt)) continue;
         const target = targetOf(db, path);
         const clash = [...known.values()].find((t) => t.name === target.name);
         if (clash) {
           log.warn(`${path} matches ${db.path} but "${target.name}" is already ${clash.path}; not watched`);
-          refused.set(path, mtime);
+          refuse(path, mtime);
           continue;
         }
-        log.info(`${target.name}: new database ${path} (matches ${db.path})`, { database: target.name });
+        log.info(`${target.name}: new database ${path} (matches ${db.path})`, {
+          database: target.name,
+          path,
+          glob: db.path,
+        });
         if (await onAdded(target)) {
           known.set(path, target);
           globbed.add(path);
           refused.delete(path);
-        } else refused.set(path, mtime);
+        } else refuse(path, mtime);
       }
     }
     for (const path of [...globbed]) {
       if (seen.has(path) || stopped) continue;
       const target = known.get(path)!;
-      log.warn(`${target.name}: ${path} no longer exists; replication of it stopped`);
+      log.warn(`${target.name}: ${path} no longer exists; replication of it stopped`, {
+        database: target.name,
+        path,
+      });
       known.delete(path);
       globbed.delete(path);
       await onRemoved(target);
@@ -191,9 +210,9 @@ export function watchGlobs(
     } catch (e) {
       log.warn(`scanning ${globs.map((g) => g.path).join(", ")} failed: ${(e as Error).message}`);
     }
-    if (!stopped) timer = setTimeout(loop, config.scanIntervalMs ?? DEFAULT_SCAN_INTERVAL_MS);
+    if (!stopped) timer = setTimeout(loop, scanMs);
   };
-  timer = setTimeout(loop, config.scanIntervalMs ?? DEFAULT_SCAN_INTERVAL_MS);
+  timer = setTimeout(loop, scanMs);
   return () => {
     stopped = true;
     clearTimeout(timer);
