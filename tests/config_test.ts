@@ -73,7 +73,11 @@ dbs:
       ["/home/x/cost$.db", undefined, false, undefined, undefined, "/etc/walsync.yml:21"],
     ],
   );
-  // A bare number is seconds; JSON is YAML too.
+  // A bare number is seconds; a numeric name is a name; JSON is YAML too.
+  assert.equal(
+    parseConfig("url: file:///b\ndbs:\n  - path: /a.db\n    name: 2024\n", "w.yml").dbs[0].name,
+    "2024",
+  );
   const json = parseConfig(
     `{"url": "file:///b", "sync-interval": 2, "dbs": [{"path": "/a.db"}]}`,
     "w.json",
@@ -134,6 +138,7 @@ Deno.test("config: each kind of error names the file, the line and the key", () 
     ["- a\n", /^w\.yml:1: expected a map of settings/],
     ["", /^w\.yml: the config file is empty/],
     ["url: file:///b\ndbs: /a.db\n", /^w\.yml:2: dbs: expected a list of databases/],
+    ["url: file:///b\nregion: true\ndbs: []\n", /^w\.yml:2: region: expected a string, got true/],
   ];
   for (const [text, expected] of cases) {
     assert.throws(() => parseConfig(text, "w.yml", noEnv), (e: Error & { exitCode?: number }) => {
@@ -207,6 +212,10 @@ Deno.test("config via the CLI: errors exit 2 before anything is uploaded; unread
   const fromEnv = await walsync(["watch"], { env: { ...backend.env, WALSYNC_CONFIG: `${dir}/w.yml` } });
   assert.equal(fromEnv.code, 2);
   assert.match(fromEnv.stderr, /w\.yml:2: sync-interval: expected a duration/);
+  await Deno.writeTextFile(`${dir}/w.yml`, `url: ${backend.url}\ndbs: []\n`);
+  const empty = await walsync(["watch", "-c", `${dir}/w.yml`], { env: backend.env });
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /w\.yml: dbs: the list is empty/);
   const nothing = await walsync(["watch", "-b", backend.url], { env: backend.env });
   assert.equal(nothing.code, 2);
   assert.match(nothing.stderr, /no database to watch/);

@@ -67,6 +67,28 @@ Deno.test("health: behind after 3 sync intervals without a successful round; a b
   assert.deepEqual(metrics.health(t0 + 13_500), { ok: true, behind: [] });
 });
 
+Deno.test("metrics: a database that is no longer watched loses its series", () => {
+  const registry = new Registry();
+  const metrics = new WatchMetrics(1000, registry);
+  const stats = { segments: 1, snapshots: 1, generationsStarted: 1, checkpoints: 0, failedUploads: 0 };
+  const replica = (name: string) => ({
+    name,
+    path: `/nonexistent/${name}.db`,
+    failure: null,
+    generation: 1,
+    stats,
+  });
+  const replicas = [replica("a"), replica("b")] as unknown as Replica[];
+  metrics.watch(replicas);
+  metrics.synced(replicas[1], new Error("x"));
+  assert.match(registry.expose(), /walsync_segments_total\{database="b"\} 1/);
+  replicas.pop();
+  const text = registry.expose();
+  assert.doesNotMatch(text, /database="b"/);
+  assert.match(text, /walsync_segments_total\{database="a"\} 1/);
+  assert.match(text, /walsync_databases_watched 1\n/);
+});
+
 /** One scrape: the value of the series `name{labels}` (labels as written in the exposition), or null. */
 function sample(text: string, series: string): number | null {
   const line = text.split("\n").find((l) => l.startsWith(series + " "));

@@ -226,6 +226,7 @@ function convert(
     if (!Number.isInteger(n) || n <= 0) throw configError(at, `expected ${describe(kind)}, got "${value}"`);
     return n;
   }
+  if (typeof value === "number" && kind === "string") value = String(value); // name: 2024
   if (typeof value !== "string" || value === "") {
     throw configError(at, `expected ${describe(kind)}, got ${JSON.stringify(value)}`);
   }

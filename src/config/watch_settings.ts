@@ -77,8 +77,10 @@ export async function resolveWatchSettings(
   }
   let targets: ConfiguredTarget[];
   if (dbArgs.length > 0) targets = parseTargets(dbArgs);
-  else if (config) targets = await expandTargets(config);
-  else throw usageError("no database to watch: give DB paths or a config file (-c walsync.yml)");
+  else if (config) {
+    targets = await expandTargets(config);
+    if (config.dbs.length === 0) throw usageError(`${config.file}: dbs: the list is empty`);
+  } else throw usageError("no database to watch: give DB paths or a config file (-c walsync.yml)");
 
   let metricsAddr: WatchSettings["metricsAddr"];
   const addr = given("metricsAddr") ? opts.metricsAddr : config?.metricsAddr;

@@ -39,6 +39,7 @@ export class WatchMetrics {
 
   constructor(readonly syncIntervalMs: number, readonly registry: Registry = defaultRegistry) {
     const r = registry;
+    this.failures = r.counter("walsync_sync_failures_total", "Failed sync rounds by kind.");
     const lag = r.gauge(
       "walsync_replication_lag_seconds",
       "Seconds since the database last had nothing unshipped.",
@@ -60,9 +61,31 @@ export class WatchMetrics {
     const up = r.gauge("walsync_database_up", "1 while the database is replicated, 0 when it failed.");
     const rss = r.gauge("walsync_resident_memory_bytes", "Resident set size of the process.");
     const watched = r.gauge("walsync_databases_watched", "Databases being replicated.");
-    this.failures = r.counter("walsync_sync_failures_total", "Failed sync rounds by kind.");
+    const perDatabase = [
+      lag,
+      lastSync,
+      bytes,
+      objects,
+      segments,
+      snapshots,
+      failedUploads,
+      checkpoints,
+      generations,
+      generation,
+      walSize,
+      snapshotAge,
+      up,
+      this.failures,
+    ];
+    let exposed = new Set<string>();
     r.onCollect(() => {
       const now = Date.now();
+      // A database no longer watched (its file matched a glob and is gone) loses its series.
+      const current = new Set(this.#replicas.map((x) => x.name));
+      for (const name of exposed) {
+        if (!current.has(name)) { for (const m of perDatabase) m.remove({ database: name }); }
+      }
+      exposed = current;
       rss.set({}, Deno.memoryUsage().rss);
       watched.set({}, this.#replicas.filter((x) => !x.failure).length);
       for (const replica of this.#replicas) {

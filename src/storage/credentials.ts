@@ -40,6 +40,8 @@ type Env = (name: string) => string | undefined;
 const REFRESH_BEFORE_MS = 5 * 60_000;
 /** Timeout of one request to a credential endpoint (the AWS SDKs use 1 s for IMDS). */
 const ENDPOINT_TIMEOUT_MS = 2_000;
+/** A credential_process that has not answered by then is stopped. */
+const PROCESS_TIMEOUT_MS = 60_000;
 const IMDS_DEFAULT = "http://169.254.169.254";
 const ECS_HOST = "http://169.254.170.2";
 
@@ -164,7 +166,11 @@ async function runCredentialProcess(command: string, profile: string): Promise<C
   const what = `credential_process of profile ${profile}`;
   let output: Deno.CommandOutput;
   try {
-    output = await new Deno.Command(program, { args, stdout: "piped", stderr: "piped" }).output();
+    const signal = AbortSignal.timeout(PROCESS_TIMEOUT_MS);
+    output = await new Deno.Command(program, { args, stdout: "piped", stderr: "piped", signal }).output();
+    if (output.signal === "SIGTERM" && signal.aborted) {
+      throw new Error(`no answer within ${PROCESS_TIMEOUT_MS / 1000} s`);
+    }
   } catch (e) {
     throw new WalsyncError(`${what} (${program}) could not be run: ${(e as Error).message}`);
   }
