@@ -16,6 +16,7 @@ export class LiveTargets {
   #added: Replica[] = [];
   #removed = new Set<string>();
   #stop: () => void;
+  #stopped = false;
 
   /** Starts polling the globs of `config`; `initial` are the targets the watch started with. */
   constructor(config: WatchConfig, initial: WatchTarget[], store: Store, options: ReplicaOptions) {
@@ -28,7 +29,9 @@ export class LiveTargets {
         log.error(`${target.name}: ${(e as Error).message}`);
         return false;
       }
-      this.#added.push(replica);
+      // Started while the watch was stopping: release its lease at once instead of leaving it held.
+      if (this.#stopped) await replica.stop().catch(() => {});
+      else this.#added.push(replica);
       return true;
     }, (target) => {
       this.#removed.add(target.path);
@@ -49,6 +52,7 @@ export class LiveTargets {
 
   /** Stops the poll; replicas added since the last {@link apply} are stopped too. */
   async stop(): Promise<void> {
+    this.#stopped = true;
     this.#stop();
     for (const replica of this.#added.splice(0)) await replica.stop().catch(() => {});
   }
