@@ -1,6 +1,7 @@
 /** Log lines (src/log.ts): the human format unchanged, and --log-format json for log shippers. */
 import assert from "node:assert/strict";
 import { configureLog, formatLine, logSettings, registerDatabase } from "../src/log.ts";
+import { walsync } from "./helpers.ts";
 
 Deno.test("log: human lines as before; JSON lines with time, level, database, message, fields", () => {
   const time = new Date("2026-11-30T01:02:03.456Z");
@@ -57,4 +58,28 @@ Deno.test("log: levels from -q/-v and an explicit level", () => {
   } finally {
     configureLog({ format: saved.format, level: saved.level });
   }
+});
+
+Deno.test("log: --log-format json on the command line, errors included (before or after the command)", async () => {
+  for (
+    const args of [["--log-format", "json", "list", "-b", "ftp://x"], [
+      "list",
+      "-b",
+      "ftp://x",
+      "--log-format",
+      "json",
+    ]]
+  ) {
+    const r = await walsync(args);
+    assert.equal(r.code, 2);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    const entry = JSON.parse(lines[0]);
+    assert.equal(entry.level, "error");
+    assert.match(entry.message, /unsupported backup URL "ftp:\/\/x"/);
+    assert.ok(!Number.isNaN(Date.parse(entry.time)));
+  }
+  const bad = await walsync(["list", "-b", "file:///x", "--log-format", "xml"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--log-format <FORMAT>' argument 'xml' is invalid/);
 });
