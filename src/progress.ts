@@ -46,6 +46,9 @@ export class Progress {
   #drawnAt = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly #started = Date.now();
+  /** Start of the current pass over the data (the rate and ETA are per pass). */
+  #passStarted = Date.now();
+  #phase: string | null = null;
   readonly #delayMs: number;
 
   constructor(readonly label: string, readonly total: number, readonly enabled: boolean) {
@@ -69,7 +72,8 @@ export class Progress {
 
   #draw(): void {
     if (Date.now() - this.#started < this.#delayMs) return;
-    let line = formatProgress(this.label, this.#done, this.total, Date.now() - this.#started);
+    const label = this.#phase ? `${this.label} (${this.#phase})` : this.label;
+    let line = formatProgress(label, this.#done, this.total, Date.now() - this.#passStarted);
     try {
       const { columns } = Deno.consoleSize();
       if (columns >= 20) line = line.slice(0, columns - 1); // never wrap: \r must return to its start
@@ -87,6 +91,26 @@ export class Progress {
   /** `store` with its downloads and uploads counted here (`store` itself when inert). */
   wrap(store: Store): Store {
     return this.enabled ? countingStore(store, this) : store;
+  }
+
+  /**
+   * `source` with every pass over it counted here: pass 1 is shown as `phases[0]`, pass 2 as
+   * `phases[1]` and so on (the last one for any further pass, e.g. a retried upload), each from 0.
+   */
+  source(source: ByteSource, phases: string[]): ByteSource {
+    if (!this.enabled) return source;
+    let pass = 0;
+    const chunks = async function* (this: Progress) {
+      this.#phase = phases[Math.min(pass++, phases.length - 1)];
+      this.#passStarted = Date.now();
+      this.#done = 0;
+      this.#draw(); // a new phase shows at once
+      for await (const chunk of source.chunks()) {
+        this.done += chunk.byteLength;
+        yield chunk;
+      }
+    };
+    return { size: source.size, chunks: chunks.bind(this) };
   }
 
   /** Removes the line; call once the operation ended (either way). */

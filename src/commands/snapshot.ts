@@ -38,9 +38,9 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
     const { image } = held;
     log.info(`snapshot of ${dbPath} (${image.size} bytes, ${image.mode} mode) -> ${store.url}/${key}`);
     const uploaded = await uploadVerified(
-      progress.wrap(store),
+      store,
       key,
-      image,
+      progress.source(image, ["checksum", "upload"]),
       encodeSnapshotMeta({
         pageSize: image.pageSize,
         pageCount: image.pageCount,
