@@ -244,9 +244,17 @@ Deno.test("config via the CLI: flags win over the file, durations on flags", asy
   assert.ok(lines.some((l) => l.database === "app" && /^app: snapshot /.test(l.message)), fileStderr);
   assert.deepEqual([...new Set((await listKeys(other)).map((k) => k.split("/")[0]))], ["app"]);
   // log-level: warn hides the info lines.
-  await Deno.writeTextFile(`${dir}/w.yml`, `url: ${other.url}\nlog-level: warn\ndbs:\n  - path: app.db\n`);
+  const third = await freshBackend("file");
+  await Deno.writeTextFile(`${dir}/w.yml`, `url: ${third.url}\nlog-level: warn\ndbs:\n  - path: app.db\n`);
   const quiet = spawnWatch(["-c", `${dir}/w.yml`], {});
-  await new Promise((r) => setTimeout(r, 2000));
+  // Running once its first snapshot is stored (it prints nothing to wait for).
+  const deadline = Date.now() + 60_000;
+  while (
+    !(await listObjects(third)).some((o) => o.key.startsWith("app/snapshots/")) && Date.now() < deadline
+  ) {
+    await sleep(50);
+  }
+  await sleep(300);
   const quietStop = await quiet.stop("SIGINT");
   assert.equal(quietStop.code, 0, quietStop.stderr);
   assert.equal(quietStop.stderr, "", "log-level: warn hides info lines");
@@ -272,7 +280,7 @@ Deno.test("config via the CLI: flags win over the file, durations on flags", asy
   const bad = await walsync(["watch", `${dir}/cli.db`, "-b", backend.url, "--sync-interval", "1x"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /invalid --sync-interval "1x": expected a duration/);
-  await cleanup(dir, backend, other);
+  await cleanup(dir, backend, other, third);
 });
 
 for (const label of ["s3", "file"] as const) {
