@@ -19,7 +19,7 @@ export interface StoreOptions {
   env?: (name: string) => string | undefined;
   /** AWS profile (`--profile`); AWS_PROFILE otherwise. */
   profile?: string;
-  /** Region (config file); overrides the profile's, not AWS_REGION. */
+  /** Region (config file); wins over AWS_REGION and the profile's region, like --endpoint. */
   region?: string;
   /** Retry policy for transient failures (default: {@link DEFAULT_RETRY}). */
   retry?: RetryPolicy;
