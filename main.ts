@@ -12,14 +12,15 @@ import { restoreCommand } from "./src/commands/restore.ts";
 import { snapshotCommand } from "./src/commands/snapshot.ts";
 import { formatVerifyReport, verifyCommand } from "./src/commands/verify.ts";
 import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
-import { parseTargets } from "./src/watch/targets.ts";
+import { resolveWatchSettings } from "./src/config/watch_settings.ts";
+import { operationsHooks } from "./src/metrics/hooks.ts";
 import { openStore } from "./src/storage/open.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 
-const backupOption = () =>
+const backupOption = (mandatory = true) =>
   new Option("-b, --backup <URL>", "where backups live: s3://bucket[/prefix] or file:///abs/dir")
     .env("WALSYNC_BACKUP_URL")
-    .makeOptionMandatory();
+    .makeOptionMandatory(mandatory);
 const endpointOption = () =>
   new Option("--endpoint <URL>", "S3 endpoint, e.g. http://127.0.0.1:7480 (overrides AWS_ENDPOINT_URL_S3)");
 
@@ -35,14 +36,6 @@ function parseTime(text: string): number {
   return ms;
 }
 
-function seconds(text: string, option: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) {
-    throw usageError(`invalid ${option} "${text}": expected a positive number`);
-  }
-  return value;
-}
-
 /** Builds the command tree. */
 export function buildProgram(): Command {
   const program = new Command("walsync")
@@ -50,6 +43,16 @@ export function buildProgram(): Command {
     .version(`walsync ${denoConfig.version} (${Deno.build.target})`)
     .option("-q, --quiet", "only log warnings and errors")
     .option("-v, --verbose", "log debug details")
+    .addOption(
+      new Option("--log-format <FORMAT>", "log lines as text or one JSON object per line").choices([
+        "human",
+        "json",
+      ]),
+    )
+    .option(
+      "--profile <NAME>",
+      "AWS profile from ~/.aws/credentials and ~/.aws/config (default: AWS_PROFILE)",
+    )
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({
@@ -68,7 +71,7 @@ export function buildProgram(): Command {
     .option("--name <NAME>", "name of the database in the backup (default: file name without .db)")
     .option("--json", "print the result as JSON")
     .action(async (db: string, opts) => {
-      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const store = openStore(opts.backup, { endpoint: opts.endpoint, profile: program.opts().profile });
       const result = await snapshotCommand(store, db, opts.name);
       print(
         opts.json
@@ -79,30 +82,50 @@ export function buildProgram(): Command {
 
   program.command("watch")
     .description("Continuously replicate one or more WAL-mode databases until SIGINT/SIGTERM.")
-    .argument("<DB...>", "database paths, each optionally with a name: path[:name]")
-    .addOption(backupOption())
+    .argument(
+      "[DB...]",
+      "database paths, each optionally with a name: path[:name] (replace the config's dbs)",
+    )
+    .addOption(backupOption(false))
     .addOption(endpointOption())
-    .option("--sync-interval <SECS>", "how often committed WAL frames are shipped", "1")
-    .option("--snapshot-interval <SECS>", "how often a full snapshot is taken", "3600")
+    .addOption(
+      new Option("-c, --config <FILE>", "YAML config file (url, intervals, dbs: ...)").env("WALSYNC_CONFIG"),
+    )
+    .option(
+      "--sync-interval <SECS>",
+      "how often committed WAL frames are shipped (500ms, 15s, 5m...; default 1s)",
+    )
+    .option("--snapshot-interval <SECS>", "how often a full snapshot is taken (default 1h)")
     .option(
       "--lease-seconds <SECS>",
-      "single-writer lease per database; renewed every third of it",
-      String(WATCH_DEFAULTS.leaseMs / 1000),
+      `single-writer lease per database; renewed every third of it (default ${
+        WATCH_DEFAULTS.leaseMs / 1000
+      })`,
     )
     .option(
       "--checkpoint-frames <N>",
-      "checkpoint when the WAL holds this many frames",
-      String(WATCH_DEFAULTS.checkpointFrames),
+      `checkpoint when the WAL holds this many frames (default ${WATCH_DEFAULTS.checkpointFrames})`,
     )
-    .action(async (dbs: string[], opts) => {
-      const targets = parseTargets(dbs);
-      const store = openStore(opts.backup, { endpoint: opts.endpoint });
-      const code = await watchCommand(store, targets, {
+    .option("--metrics-addr <HOST:PORT>", "serve Prometheus /metrics and /healthz here (default: off)")
+    .action(async (dbs: string[], opts, cmd: Command) => {
+      const s = await resolveWatchSettings(dbs, opts, (k) => cmd.getOptionValueSource(k), WATCH_DEFAULTS);
+      const global = program.opts();
+      log.configureLog({
+        format: global.logFormat ? undefined : s.logFormat,
+        level: global.quiet || global.verbose ? undefined : s.logLevel,
+      });
+      const store = openStore(s.url, {
+        endpoint: s.endpoint,
+        region: s.region,
+        profile: global.profile ?? s.profile,
+      });
+      const code = await watchCommand(store, s.targets, {
         ...WATCH_DEFAULTS,
-        syncIntervalMs: seconds(opts.syncInterval, "--sync-interval") * 1000,
-        snapshotIntervalMs: seconds(opts.snapshotInterval, "--snapshot-interval") * 1000,
-        checkpointFrames: Math.round(seconds(opts.checkpointFrames, "--checkpoint-frames")),
-        leaseMs: seconds(opts.leaseSeconds, "--lease-seconds") * 1000,
+        syncIntervalMs: s.syncIntervalMs,
+        snapshotIntervalMs: s.snapshotIntervalMs,
+        checkpointFrames: s.checkpointFrames,
+        leaseMs: s.leaseMs,
+        ...operationsHooks(s, store),
       });
       if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);
     });
@@ -113,7 +136,7 @@ export function buildProgram(): Command {
     .addOption(endpointOption())
     .option("--json", "print a JSON array (shape documented in the README)")
     .action(async (opts) => {
-      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const store = openStore(opts.backup, { endpoint: opts.endpoint, profile: program.opts().profile });
       const databases = await listCommand(store);
       print(opts.json ? JSON.stringify(databases, null, 2) : formatListTable(databases));
     });
@@ -131,7 +154,7 @@ export function buildProgram(): Command {
     .option("--json", "print the result as JSON")
     .action(async (name: string, opts) => {
       const pointInTime = opts.pointInTime === undefined ? undefined : parseTime(opts.pointInTime);
-      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const store = openStore(opts.backup, { endpoint: opts.endpoint, profile: program.opts().profile });
       const result = await restoreCommand(store, name, {
         output: opts.output,
         pointInTime,
@@ -162,7 +185,7 @@ export function buildProgram(): Command {
     )
     .option("--json", "print the report as JSON (shape documented in the README)")
     .action(async (names: string[], opts) => {
-      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const store = openStore(opts.backup, { endpoint: opts.endpoint, profile: program.opts().profile });
       const report = await verifyCommand(store, names, { quick: opts.quick });
       print(opts.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
       if (!report.ok) throw corruptError("verify: damaged or missing objects (see the report)");

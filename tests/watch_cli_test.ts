@@ -51,7 +51,7 @@ Deno.test("watch --help describes the command and its options, on stdout", async
   const r = await walsync(["watch", "--help"]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, "");
-  assert.match(r.stdout, /^Usage: walsync watch \[options\] <DB\.\.\.>/);
+  assert.match(r.stdout, /^Usage: walsync watch \[options\] \[DB\.\.\.\]/);
   for (
     const option of [
       "-b, --backup <URL>",

@@ -4,6 +4,7 @@
  * @module
  */
 import { readCatalog, restorableRange } from "../catalog.ts";
+import { formatAge } from "../duration.ts";
 import type { Store } from "../storage/store.ts";
 
 /** One generation in `list --json`. */
@@ -27,6 +28,8 @@ export interface ListedDatabase {
   restorableFrom: string | null;
   restorableTo: string | null;
   generations: ListedGeneration[];
+  /** Seconds since the newest object (snapshot or segment) was written: a stale backup shows here. */
+  newestAgeSeconds: number | null;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
@@ -59,8 +62,14 @@ export async function listCommand(store: Store): Promise<ListedDatabase[]> {
       restorableFrom: iso(ranges.length ? Math.min(...ranges.map((r) => r.from)) : undefined),
       restorableTo: iso(ranges.length ? Math.max(...ranges.map((r) => r.to)) : undefined),
       generations,
+      newestAgeSeconds: newestAge(db.generations.flatMap((g) => [...g.snapshots, ...g.segments])),
     };
   });
+}
+
+function newestAge(objects: { time: number }[]): number | null {
+  const newest = objects.reduce((t, o) => Math.max(t, o.time), -Infinity);
+  return objects.length ? Math.max(0, Math.round((Date.now() - newest) / 1000)) : null;
 }
 
 /** Formats the list as an aligned text table for humans. */
@@ -74,6 +83,7 @@ export function formatListTable(databases: ListedDatabase[]): string {
     "SEGMENTS",
     "RESTORABLE FROM",
     "RESTORABLE TO",
+    "NEWEST",
   ]];
   for (const db of databases) {
     const newest = db.generations.find((g) => g.generation === db.generation);
@@ -85,6 +95,7 @@ export function formatListTable(databases: ListedDatabase[]): string {
       String(newest?.segments ?? 0),
       db.restorableFrom ?? "-",
       db.restorableTo ?? "-",
+      db.newestAgeSeconds === null ? "-" : `${formatAge(db.newestAgeSeconds)} ago`,
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

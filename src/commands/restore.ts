@@ -13,6 +13,7 @@ import { fileWriter, replaySegment, replaySnapshot } from "../restore/apply.ts";
 import { DamageError, missingEverything } from "../restore/damage.ts";
 import { chooseRestore, describePlan, type RestoreChoice, type RestorePlan } from "../restore/plan.ts";
 import { hintedTail, readStateHint, type StateHint } from "../restore/state_hint.ts";
+import { withProgress } from "../progress.ts";
 import { onInterrupt } from "../shutdown.ts";
 import { syncDir } from "../storage/file.ts";
 import type { Store } from "../storage/store.ts";
@@ -189,7 +190,14 @@ async function rebuildFirstIntact(
     let reading = plan.snapshot.key;
     try {
       await file.truncate(0);
-      const size = await rebuild(store, plan, file, hint, (key) => reading = key);
+      const bytes = plan.segments.reduce((n, o) => n + o.size, plan.snapshot.size);
+      const label = `restore "${plan.name}"`;
+      const size = await withProgress(
+        label,
+        bytes,
+        store,
+        (s) => rebuild(s, plan, file, hint, (k) => reading = k),
+      );
       if (avoided.length) {
         log.warn(`restored "${plan.name}" from ${describePlan(plan)} instead, because ${avoided[0].message}`);
       }

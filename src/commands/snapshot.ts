@@ -7,6 +7,7 @@ import { latestTime, readCatalog } from "../catalog.ts";
 import { defaultName, nextTime, snapshotKey, validateName } from "../layout.ts";
 import * as log from "../log.ts";
 import { encodeSnapshotMeta } from "../metadata.ts";
+import { startProgress } from "../progress.ts";
 import { onInterrupt } from "../shutdown.ts";
 import { openConsistentImage } from "../sqlite/image.ts";
 import type { Store } from "../storage/store.ts";
@@ -27,6 +28,7 @@ export interface SnapshotResult {
 export async function snapshotCommand(store: Store, dbPath: string, name?: string): Promise<SnapshotResult> {
   const dbName = validateName(name ?? defaultName(dbPath));
   const held = await openConsistentImage(dbPath);
+  const progress = startProgress(`snapshot "${dbName}"`, held.image.size);
   const unregister = onInterrupt(() => held.release());
   try {
     const [catalog] = await readCatalog(store, dbName);
@@ -38,7 +40,7 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
     const uploaded = await uploadVerified(
       store,
       key,
-      image,
+      progress.source(image, ["checksum", "upload"]),
       encodeSnapshotMeta({
         pageSize: image.pageSize,
         pageCount: image.pageCount,
@@ -58,5 +60,6 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
   } finally {
     held.release();
     unregister();
+    progress.finish();
   }
 }

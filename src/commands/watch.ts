@@ -4,6 +4,7 @@
  */
 import { ExitCode, WalsyncError } from "../errors.ts";
 import * as log from "../log.ts";
+import type { Operations } from "../metrics/hooks.ts";
 import type { Store } from "../storage/store.ts";
 import { DEFAULT_LEASE_MS } from "../watch/lease.ts";
 import { Replica, type ReplicaOptions } from "../watch/replica.ts";
@@ -14,6 +15,8 @@ export interface WatchOptions extends ReplicaOptions {
   syncIntervalMs: number;
   /** How many databases sync at the same time. */
   concurrency: number;
+  /** Config globs and metrics (src/metrics/hooks.ts). */
+  operations?: Operations;
 }
 
 /** Default tunables (see the README). */
@@ -58,7 +61,7 @@ export async function watchCommand(
     let lastError: WalsyncError | undefined;
     for (const target of targets) {
       if (stopping) break;
-      const replica = new Replica(target.path, target.name, store, options);
+      const replica = new Replica(target.path, target.name, store, { ...options, ...target.overrides });
       try {
         await replica.start();
         replicas.push(replica);
@@ -72,18 +75,23 @@ export async function watchCommand(
         log.error(`${target.name}: ${e.message}`);
       }
     }
-    if (replicas.length === 0) {
+    const ops = options.operations;
+    if (replicas.length === 0 && !ops?.dynamic) {
       const locked = targets.length > 0 && lastError?.exitCode === ExitCode.Locked;
       throw new WalsyncError("no database could be watched", locked ? ExitCode.Locked : ExitCode.Failure);
     }
     log.info(`watching ${replicas.length} database(s); sync every ${options.syncIntervalMs} ms`);
 
+    ops?.started(replicas, options);
     while (!stopping) {
+      await ops?.beforeRound(replicas);
       const started = Date.now();
       await forEachLimited(replicas, options.concurrency, async (replica) => {
         try {
           await replica.sync(started);
+          ops?.synced(replica);
         } catch (e) {
+          ops?.synced(replica, e);
           log.debug(`${replica.name}: sync failed: ${(e as Error).message}`);
         }
       });
@@ -97,6 +105,7 @@ export async function watchCommand(
       });
     }
 
+    await ops?.stop();
     let failed = 0;
     await forEachLimited(replicas, options.concurrency, async (replica) => {
       try {

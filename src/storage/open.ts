@@ -7,6 +7,9 @@ import { FileStore } from "./file.ts";
 import { S3Store } from "./s3.ts";
 import { DEFAULT_RETRY, RetryingStore, type RetryPolicy } from "./retry.ts";
 import type { Store } from "./store.ts";
+import { credentialProvider, profileSettings } from "./credentials.ts";
+import { RefreshingS3Store } from "./refreshing_store.ts";
+import { CountingStore } from "./counting_store.ts";
 
 /** Options that override the environment. */
 export interface StoreOptions {
@@ -14,6 +17,10 @@ export interface StoreOptions {
   endpoint?: string;
   /** Environment to read; defaults to the process environment. */
   env?: (name: string) => string | undefined;
+  /** AWS profile (`--profile`); AWS_PROFILE otherwise. */
+  profile?: string;
+  /** Region (config file); wins over AWS_REGION and the profile's region, like --endpoint. */
+  region?: string;
   /** Retry policy for transient failures (default: {@link DEFAULT_RETRY}). */
   retry?: RetryPolicy;
 }
@@ -28,19 +35,29 @@ export interface StoreOptions {
 export function openStore(url: string, options: StoreOptions = {}): Store {
   const env = options.env ?? ((name: string) => Deno.env.get(name));
   const location = parseBackupUrl(url);
-  if (location.kind === "file") return new FileStore(location.dir);
+  if (location.kind === "file") return new CountingStore(new FileStore(location.dir));
   const timeout = Number(env("WALSYNC_S3_TIMEOUT_MS"));
-  const s3 = new S3Store({
+  // Credentials, region and endpoint_url as the AWS CLI finds them (src/storage/credentials.ts).
+  const provider = credentialProvider(options.profile, env);
+  const profile = profileSettings(options.profile, env);
+  const settings = {
     bucket: location.bucket,
     prefix: location.prefix,
-    endpoint: options.endpoint || env("AWS_ENDPOINT_URL_S3") || env("AWS_ENDPOINT_URL") || undefined,
-    region: env("AWS_REGION") || env("AWS_DEFAULT_REGION") || "us-east-1",
-    accessKeyId: env("AWS_ACCESS_KEY_ID"),
-    secretAccessKey: env("AWS_SECRET_ACCESS_KEY"),
-    sessionToken: env("AWS_SESSION_TOKEN"),
+    endpoint: options.endpoint || env("AWS_ENDPOINT_URL_S3") || env("AWS_ENDPOINT_URL") ||
+      profile.endpointUrl ||
+      undefined,
+    region: options.region || env("AWS_REGION") || env("AWS_DEFAULT_REGION") || profile.region || "us-east-1",
     timeoutMs: timeout > 0 ? timeout : undefined,
     multipartThreshold: Number(env("WALSYNC_MULTIPART_THRESHOLD")) || undefined,
     partSize: Number(env("WALSYNC_MULTIPART_PART_SIZE")) || undefined,
-  });
-  return new RetryingStore(s3, options.retry ?? DEFAULT_RETRY);
+  };
+  const s3 = provider.sourceName === "environment variables"
+    ? new S3Store({
+      ...settings,
+      accessKeyId: env("AWS_ACCESS_KEY_ID"),
+      secretAccessKey: env("AWS_SECRET_ACCESS_KEY"),
+      sessionToken: env("AWS_SESSION_TOKEN"),
+    })
+    : new RefreshingS3Store(settings, provider);
+  return new RetryingStore(new CountingStore(s3), options.retry ?? DEFAULT_RETRY);
 }

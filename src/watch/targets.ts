@@ -5,11 +5,14 @@
 import { resolve } from "node:path";
 import { usageError } from "../errors.ts";
 import { defaultName, validateName } from "../layout.ts";
+import type { ReplicaOptions } from "./replica.ts";
 
 /** A database to watch and the name it is stored under. */
 export interface WatchTarget {
   path: string;
   name: string;
+  /** Per-database settings from the config file. */
+  overrides?: Partial<ReplicaOptions>;
 }
 
 /**

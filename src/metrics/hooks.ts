@@ -1,0 +1,57 @@
+/**
+ * What `watch` gets from the operations features (config globs, metrics): one object with a few
+ * calls the watch loop makes at fixed points (see src/commands/watch.ts), so that these features
+ * stay out of the loop itself.
+ * @module
+ */
+import { LiveTargets } from "../config/live_targets.ts";
+import type { WatchSettings } from "../config/watch_settings.ts";
+import * as log from "../log.ts";
+import type { Store } from "../storage/store.ts";
+import type { Replica, ReplicaOptions } from "../watch/replica.ts";
+import { registry } from "./registry.ts";
+import { type MetricsServer, serveMetrics } from "./server.ts";
+import { WatchMetrics } from "./watch_metrics.ts";
+
+/** Calls the watch loop makes; every one is optional for the loop. */
+export interface Operations {
+  /** True when databases may appear later (a glob): watching zero at start is fine. */
+  readonly dynamic: boolean;
+  /** After start-up: `replicas` is the loop's live list. */
+  started(replicas: Replica[], options: ReplicaOptions): void;
+  /** Before each round: adds and removes databases found by the glob poll. */
+  beforeRound(replicas: Replica[]): Promise<void>;
+  /** After each database's round; `error` when it failed. */
+  synced(replica: Replica, error?: unknown): void;
+  /** When the loop ends. */
+  stop(): Promise<void>;
+}
+
+/** Builds the hooks for `settings`; starts the metrics server when an address is set. */
+export function operationsHooks(settings: WatchSettings, store: Store): { operations: Operations } {
+  for (const target of settings.targets) log.registerDatabase(target.name);
+  const metrics = new WatchMetrics(settings.syncIntervalMs);
+  let server: MetricsServer | null = null;
+  if (settings.metricsAddr) server = serveMetrics(settings.metricsAddr, registry, () => metrics.health());
+  let live: LiveTargets | null = null;
+  const config = settings.config;
+  return {
+    operations: {
+      dynamic: config?.dbs.some((db) => db.glob) ?? false,
+      started(replicas, options) {
+        metrics.watch(replicas);
+        if (config) live = new LiveTargets(config, settings.targets, store, options);
+      },
+      async beforeRound(replicas) {
+        await live?.apply(replicas);
+      },
+      synced(replica, error) {
+        metrics.synced(replica, error);
+      },
+      async stop() {
+        await live?.stop();
+        await server?.close();
+      },
+    },
+  };
+}

@@ -1,0 +1,329 @@
+/**
+ * AWS credentials as the AWS CLI finds them (issue #12), each source tested against the real RGW
+ * with its keys: environment, profile in the credentials file, config-file profile with
+ * endpoint_url and region, credential_process, container endpoint with a token, IMDSv2, and the
+ * refresh of expiring container credentials during a running watch. Which source was used is
+ * logged at debug level; the secret never appears in the output.
+ */
+import assert from "node:assert/strict";
+import {
+  CredentialProvider,
+  credentialProvider,
+  parseIni,
+  splitCommand,
+} from "../src/storage/credentials.ts";
+import { startCredentialServer } from "./fixtures/credential_server.ts";
+import {
+  cleanup,
+  freshBackend,
+  keyTime,
+  listKeys,
+  restoredState,
+  s3Settings,
+  startWatch,
+  tempDir,
+  walsync,
+  WRITER,
+  writer,
+} from "./helpers.ts";
+
+let s3: ReturnType<typeof s3Settings>;
+let KEY: string;
+let SECRET: string;
+/** The RGW settings and keys (read inside the tests that need RGW). */
+function rgw(): void {
+  s3 = s3Settings();
+  KEY = s3.env.AWS_ACCESS_KEY_ID;
+  SECRET = s3.env.AWS_SECRET_ACCESS_KEY;
+}
+
+/** An environment with no credentials at all: every source has to be set up by the test. */
+function bareEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    HOME: home,
+    AWS_ACCESS_KEY_ID: "",
+    AWS_SECRET_ACCESS_KEY: "",
+    AWS_SESSION_TOKEN: "",
+    AWS_PROFILE: "",
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_REGION: s3.env.AWS_REGION,
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: "",
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "",
+    ...extra,
+  };
+}
+
+/** Snapshots a database with `env` and lists it; asserts the source logged and no secret shown. */
+async function backupWith(env: Record<string, string>, source: RegExp, extra: string[] = []): Promise<void> {
+  const backend = await freshBackend("s3");
+  const dir = await tempDir();
+  await writer("fill", `${dir}/app.db`, "10");
+  const r = await walsync(["snapshot", `${dir}/app.db`, "-b", backend.url, "-v", ...extra], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, source);
+  const listed = await walsync(["list", "-b", backend.url, "--json", ...extra], { env });
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.equal(JSON.parse(listed.stdout)[0].name, "app");
+  for (const out of [r.stdout, r.stderr, listed.stdout, listed.stderr]) {
+    assert.ok(!out.includes(SECRET), "the secret must never be printed");
+  }
+  await cleanup(dir, backend);
+}
+
+Deno.test("credentials: INI files and credential_process command lines are parsed like the AWS CLI", () => {
+  const ini = parseIni(
+    "# c\n[default]\naws_access_key_id = A\n\n[profile x]\nregion=eu-west-1\n  nested = 1\n; c\n",
+  );
+  assert.deepEqual(ini.get("default"), { aws_access_key_id: "A" });
+  assert.deepEqual(ini.get("profile x"), { region: "eu-west-1" });
+  assert.deepEqual(splitCommand(`/usr/bin/get-creds --name "my profile" 'a b'  c`), [
+    "/usr/bin/get-creds",
+    "--name",
+    "my profile",
+    "a b",
+    "c",
+  ]);
+});
+
+Deno.test("credentials: the AWS CLI's order; --profile beats the environment; unknown profile", async () => {
+  const home = await tempDir();
+  await Deno.mkdir(`${home}/.aws`);
+  await Deno.writeTextFile(
+    `${home}/.aws/credentials`,
+    "[default]\naws_access_key_id = DEF\naws_secret_access_key = defsecret\n" +
+      "[prod]\naws_access_key_id = PROD\naws_secret_access_key = prodsecret\naws_session_token = prodtoken\n",
+  );
+  const env = (vars: Record<string, string>) => (name: string) => ({ HOME: home, ...vars }[name]);
+  const envKeys = { AWS_ACCESS_KEY_ID: "ENV", AWS_SECRET_ACCESS_KEY: "envsecret" };
+  assert.equal((await credentialProvider(undefined, env(envKeys)).get()).accessKeyId, "ENV");
+  assert.equal(
+    (await credentialProvider(undefined, env({ ...envKeys, AWS_PROFILE: "prod" })).get()).accessKeyId,
+    "ENV",
+  );
+  assert.equal((await credentialProvider(undefined, env({})).get()).accessKeyId, "DEF");
+  const prod = await credentialProvider("prod", env(envKeys)).get();
+  assert.deepEqual([prod.accessKeyId, prod.sessionToken], ["PROD", "prodtoken"]);
+  assert.throws(
+    () => credentialProvider("nope", env({})),
+    /AWS profile "nope" not found in .*credentials or .*config/,
+  );
+  await cleanup(home);
+});
+
+Deno.test("credentials: temporary credentials are fetched again before they expire, not on every call", async () => {
+  let fetches = 0;
+  let fail = false;
+  const lifetime = 60_000;
+  let now = 1_000_000;
+  const provider = new CredentialProvider({
+    name: "test source",
+    fetch: () => {
+      if (fail) return Promise.reject(new Error("endpoint down"));
+      fetches++;
+      return Promise.resolve({
+        accessKeyId: `K${fetches}`,
+        secretAccessKey: "s3cr3t-value",
+        expiration: new Date(now + lifetime),
+      });
+    },
+  });
+  assert.equal((await provider.get(now)).accessKeyId, "K1");
+  assert.equal((await provider.get(now + 29_000)).accessKeyId, "K1", "still fresh: no fetch");
+  now += 31_000; // past half the lifetime: refreshed
+  assert.equal((await provider.get(now)).accessKeyId, "K2");
+  assert.equal(fetches, 2);
+  // The endpoint fails while the credentials are still valid: they are kept, and tried again later.
+  fail = true;
+  assert.equal((await provider.get(now + 31_000)).accessKeyId, "K2");
+  fail = false;
+  assert.equal((await provider.get(now + 42_000)).accessKeyId, "K3");
+});
+
+Deno.test("credentials from the environment (baseline) and from a profile in ~/.aws/credentials", async () => {
+  rgw();
+  const home = await tempDir();
+  await backupWith(
+    bareEnv(home, { AWS_ACCESS_KEY_ID: KEY, AWS_SECRET_ACCESS_KEY: SECRET }),
+    /AWS credentials source: environment variables/,
+  );
+  await Deno.mkdir(`${home}/.aws`);
+  await Deno.writeTextFile(
+    `${home}/.aws/credentials`,
+    `[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n[rgw]\naws_access_key_id = ${KEY}\naws_secret_access_key = ${SECRET}\n`,
+  );
+  await backupWith(bareEnv(home, { AWS_PROFILE: "rgw" }), /AWS credentials source: profile rgw/);
+  await backupWith(bareEnv(home), /AWS credentials source: profile rgw/, ["--profile", "rgw"]);
+  // AWS_SHARED_CREDENTIALS_FILE points elsewhere.
+  await Deno.rename(`${home}/.aws/credentials`, `${home}/creds.ini`);
+  await backupWith(
+    bareEnv(home, { AWS_PROFILE: "rgw", AWS_SHARED_CREDENTIALS_FILE: `${home}/creds.ini` }),
+    /AWS credentials source: profile rgw/,
+  );
+  const unknown = await walsync(["list", "-b", `s3://${s3.bucket}/x`, "--profile", "nope"], {
+    env: bareEnv(home),
+  });
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /AWS profile "nope" not found/);
+  await cleanup(home);
+});
+
+Deno.test("credentials, region and endpoint_url from a profile in ~/.aws/config (AWS_CONFIG_FILE)", async () => {
+  rgw();
+  const home = await tempDir();
+  await Deno.writeTextFile(
+    `${home}/config`,
+    `[profile rgw]\nregion = ${s3.env.AWS_REGION}\nendpoint_url = ${s3.endpoint}\n` +
+      `aws_access_key_id = ${KEY}\naws_secret_access_key = ${SECRET}\n`,
+  );
+  // No endpoint in the environment: it comes from the profile.
+  await backupWith(
+    bareEnv(home, {
+      AWS_PROFILE: "rgw",
+      AWS_CONFIG_FILE: `${home}/config`,
+      AWS_ENDPOINT_URL_S3: "",
+      AWS_REGION: "",
+    }),
+    /AWS credentials source: profile rgw/,
+  );
+  await cleanup(home);
+});
+
+Deno.test("credentials from credential_process", async () => {
+  rgw();
+  const home = await tempDir();
+  const script = `${home}/get creds.py`;
+  await Deno.writeTextFile(
+    script,
+    `import json, sys\nassert sys.argv[1] == "--for", sys.argv\n` +
+      `print(json.dumps({"Version": 1, "AccessKeyId": ${JSON.stringify(KEY)}, "SecretAccessKey": ${
+        JSON.stringify(SECRET)
+      }}))\n`,
+  );
+  await Deno.mkdir(`${home}/.aws`);
+  await Deno.writeTextFile(
+    `${home}/.aws/config`,
+    `[default]\ncredential_process = python3 "${script}" --for walsync\n`,
+  );
+  await backupWith(bareEnv(home), /AWS credentials source: credential_process of profile default/);
+  // A failing process is reported with its first line of stderr, and no secret.
+  await Deno.writeTextFile(
+    `${home}/.aws/config`,
+    `[default]\ncredential_process = python3 -c "import sys; sys.exit('no token')"\n`,
+  );
+  const r = await walsync(["list", "-b", `s3://${s3.bucket}/x`], { env: bareEnv(home) });
+  assert.equal(r.code, 5, r.stderr);
+  assert.match(r.stderr, /credential_process of profile default \(python3\) exited with code 1: no token/);
+  await cleanup(home);
+});
+
+Deno.test("credentials from the container endpoint (full URI + token) and from IMDSv2", async () => {
+  rgw();
+  const home = await tempDir();
+  const server = startCredentialServer({
+    accessKeyId: KEY,
+    secretAccessKey: SECRET,
+    token: "Bearer t0k3n",
+    lifetimeMs: 3_600_000,
+  });
+  try {
+    await backupWith(
+      bareEnv(home, {
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/container`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: "Bearer t0k3n",
+      }),
+      /AWS credentials from container credential endpoint, valid until /,
+    );
+    // The token from a file (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE), as EKS Pod Identity gives it.
+    await Deno.writeTextFile(`${home}/token`, "Bearer t0k3n\n");
+    await backupWith(
+      bareEnv(home, {
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/container`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: `${home}/token`,
+      }),
+      /AWS credentials from container credential endpoint, valid until /,
+    );
+    // A wrong token is refused by the endpoint: a clear error.
+    const denied = await walsync(["list", "-b", `s3://${s3.bucket}/x`], {
+      env: bareEnv(home, {
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/container`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: "wrong",
+      }),
+    });
+    assert.equal(denied.code, 5, denied.stderr);
+    assert.match(denied.stderr, /container credential endpoint 127\.0\.0\.1:\d+ answered 401/);
+
+    const before = server.requests.length;
+    await backupWith(
+      bareEnv(home, { AWS_EC2_METADATA_DISABLED: "", AWS_EC2_METADATA_SERVICE_ENDPOINT: server.url }),
+      /AWS credentials from instance metadata service \(IMDSv2\), valid until /,
+    );
+    const imds = server.requests.slice(before);
+    assert.deepEqual(imds.slice(0, 3), [
+      "PUT /latest/api/token",
+      "GET /latest/meta-data/iam/security-credentials/",
+      "GET /latest/meta-data/iam/security-credentials/walsync-test-role",
+    ]);
+    // AWS_EC2_METADATA_DISABLED: no request, the usual error.
+    const count = server.requests.length;
+    const disabled = await walsync(["list", "-b", `s3://${s3.bucket}/x`], {
+      env: bareEnv(home, { AWS_EC2_METADATA_SERVICE_ENDPOINT: server.url }),
+    });
+    assert.equal(disabled.code, 2);
+    assert.match(disabled.stderr, /missing S3 credentials/);
+    assert.equal(server.requests.length, count);
+  } finally {
+    await server.close();
+  }
+  await cleanup(home);
+});
+
+Deno.test("expiring container credentials are refreshed during a running watch; uploads go on", async () => {
+  rgw();
+  const home = await tempDir();
+  const backend = await freshBackend("s3");
+  const lifetimeMs = 3000;
+  const server = startCredentialServer({
+    accessKeyId: KEY,
+    secretAccessKey: SECRET,
+    token: "tok",
+    lifetimeMs,
+  });
+  const db = `${home}/app.db`;
+  try {
+    await writer("fill", db, "10");
+    const w = await startWatch([db, "-b", backend.url, "--sync-interval", "200ms", "-v"], {
+      ...bareEnv(home, {
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/container`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: "tok",
+      }),
+      NO_COLOR: "1",
+    });
+    const firstExpiry = Date.now() + lifetimeMs;
+    // A writer for three lifetimes of the credentials.
+    const steady = new Deno.Command("python3", { args: [WRITER, "steady", db, "9", "5"], stdout: "piped" })
+      .output();
+    const last = new TextDecoder().decode((await steady).stdout).trim().split("\n").at(-1)!;
+    await new Promise((r) => setTimeout(r, 1000));
+    const { code, stderr } = await w.stop("SIGINT");
+    assert.equal(code, 0, stderr);
+    assert.ok(
+      server.issued() >= 3,
+      `credentials must have been fetched again (${server.issued()} fetches)\n${stderr}`,
+    );
+    assert.ok(!stderr.includes(SECRET));
+    const lateSegments = (await listKeys(backend)).filter((k) =>
+      k.includes("/wal/") && keyTime(k) > firstExpiry + 1000
+    );
+    assert.ok(
+      lateSegments.length > 0,
+      "segments must have been uploaded after the first credentials expired",
+    );
+    const expected = `ok ${Number(last)}`;
+    const state = await restoredState(backend, "app", `${home}/restored.db`);
+    assert.equal(state, expected);
+  } finally {
+    await server.close();
+  }
+  await cleanup(home, backend);
+});
