@@ -14,6 +14,7 @@ import { formatVerifyReport, verifyCommand } from "./src/commands/verify.ts";
 import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
 import { parseTargets } from "./src/watch/targets.ts";
 import { openStore } from "./src/storage/open.ts";
+import { parseTimestamp, TIME_EXAMPLES } from "./src/time.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 
 const backupOption = () =>
@@ -25,14 +26,6 @@ const endpointOption = () =>
 
 function print(text: string): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text.endsWith("\n") ? text : text + "\n"));
-}
-
-function parseTime(text: string): number {
-  const ms = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(ms)) {
-    throw usageError(`invalid --point-in-time "${text}": expected ISO 8601, e.g. 2026-11-24T10:30:00Z`);
-  }
-  return ms;
 }
 
 function seconds(text: string, option: string): number {
@@ -124,13 +117,17 @@ export function buildProgram(): Command {
     .requiredOption("-o, --output <PATH>", "where to write the restored database")
     .addOption(backupOption())
     .addOption(endpointOption())
-    .option("--point-in-time <ISO8601>", "restore the state as of this time (default: latest)")
+    .option(
+      "--point-in-time <TIME>",
+      "restore the state as of this time (default: latest): RFC 3339 with a zone, " +
+        `e.g. ${TIME_EXAMPLES}; impossible dates and times without a zone are refused`,
+    )
     .option("--force", "replace the output file if it exists")
     .option("--if-db-not-exists", "do nothing (exit 0) if the output file already exists")
     .option("--if-replica-exists", "do nothing (exit 0) if there is no backup of NAME")
     .option("--json", "print the result as JSON")
     .action(async (name: string, opts) => {
-      const pointInTime = opts.pointInTime === undefined ? undefined : parseTime(opts.pointInTime);
+      const pointInTime = opts.pointInTime === undefined ? undefined : parseTimestamp(opts.pointInTime);
       const store = openStore(opts.backup, { endpoint: opts.endpoint });
       const result = await restoreCommand(store, name, {
         output: opts.output,
