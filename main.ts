@@ -72,7 +72,12 @@ export function buildProgram(): Command {
 
   program.command("watch")
     .description("Continuously replicate one or more WAL-mode databases until SIGINT/SIGTERM.")
-    .argument("<DB...>", "database paths, each optionally with a name: path[:name]")
+    .argument(
+      "<DB...>",
+      "database paths, each optionally with a name: path[:name]; an argument that names an existing file " +
+        "is a path (an existing file wins), even if it contains a colon. Symbolic links are resolved: " +
+        "walsync reads the real file and its WAL, as SQLite does; the default name comes from the path given",
+    )
     .addOption(backupOption())
     .addOption(endpointOption())
     .option("--sync-interval <SECS>", "how often committed WAL frames are shipped", "1")

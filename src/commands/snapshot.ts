@@ -9,6 +9,7 @@ import * as log from "../log.ts";
 import { encodeSnapshotMeta } from "../metadata.ts";
 import { onInterrupt } from "../shutdown.ts";
 import { openConsistentImage } from "../sqlite/image.ts";
+import { realDatabasePath } from "../sqlite/real_path.ts";
 import type { Store } from "../storage/store.ts";
 import { uploadVerified } from "../storage/upload.ts";
 
@@ -26,7 +27,9 @@ export interface SnapshotResult {
 /** Takes a snapshot of `dbPath` into `store` as a new generation of `name`. */
 export async function snapshotCommand(store: Store, dbPath: string, name?: string): Promise<SnapshotResult> {
   const dbName = validateName(name ?? defaultName(dbPath));
-  const held = await openConsistentImage(dbPath);
+  // SQLite reads the real file (links resolved) and keeps its WAL beside it; the name stays the user's.
+  const realPath = realDatabasePath(dbPath);
+  const held = await openConsistentImage(realPath);
   const unregister = onInterrupt(() => held.release());
   try {
     const [catalog] = await readCatalog(store, dbName);

@@ -78,7 +78,14 @@ export class DbFile {
 
 /** Opens a read-only connection; it never checkpoints, so closing it never changes the WAL. */
 export function openReader(path: string): DatabaseSync {
-  return wrapOpen(path, () => new DatabaseSync(path, { readOnly: true, timeout: BUSY_TIMEOUT_MS }));
+  const db = wrapOpen(path, () => new DatabaseSync(path, { readOnly: true, timeout: BUSY_TIMEOUT_MS }));
+  // walsync reads `${path}-wal` itself: it must be the WAL SQLite uses (see sqlite/real_path.ts).
+  const file = (db.prepare("PRAGMA database_list").get() as { file?: string } | undefined)?.file;
+  if (file && file !== path) {
+    db.close();
+    throw new WalsyncError(`${path}: SQLite opens it as ${file} and keeps its WAL there; not backing it up`);
+  }
+  return db;
 }
 
 /** Opens a read-write connection (for BEGIN IMMEDIATE barriers and checkpoints). */
