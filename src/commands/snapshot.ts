@@ -12,6 +12,7 @@ import { openConsistentImage } from "../sqlite/image.ts";
 import { realDatabasePath } from "../sqlite/real_path.ts";
 import type { Store } from "../storage/store.ts";
 import { uploadVerified } from "../storage/upload.ts";
+import { cleanUploadLeftovers } from "../storage/file.ts";
 
 /** What `snapshot` reports. */
 export interface SnapshotResult {
@@ -32,6 +33,8 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
   const held = await openConsistentImage(realPath);
   const unregister = onInterrupt(() => held.release());
   try {
+    const cleaned = await cleanUploadLeftovers(store, `${dbName}/`);
+    if (cleaned) log.info(`${dbName}: removed ${cleaned} leftover(s) of interrupted uploads`);
     const [catalog] = await readCatalog(store, dbName);
     const generation = (catalog?.generations.at(-1)?.generation ?? 0) + 1;
     const time = nextTime(latestTime(catalog));

@@ -34,7 +34,7 @@ export class FileStore implements Store {
     await Deno.mkdir(dirname(path), { recursive: true }).catch((e) => {
       throw storageError(`cannot create backup directory ${dirname(path)}: ${e.message}`, e);
     });
-    const suffix = `${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`;
+    const suffix = tempSuffix();
     const dataTmp = path + suffix;
     const metaTmp = path + META_SUFFIX + suffix;
     try {
@@ -74,7 +74,7 @@ export class FileStore implements Store {
   ): Promise<string | null> {
     const path = this.#path(key);
     await Deno.mkdir(dirname(path), { recursive: true });
-    const temp = `${path}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`;
+    const temp = `${path}${tempSuffix()}`;
     await writeFileSynced(temp, body);
     try {
       if ("ifNoneMatch" in condition) {
@@ -93,11 +93,12 @@ export class FileStore implements Store {
           await unlock();
         }
       }
+      const metaTemp = `${path}${META_SUFFIX}${tempSuffix()}`;
       await writeFileSynced(
-        `${path}${META_SUFFIX}${TEMP_MARK}m`,
+        metaTemp,
         new TextEncoder().encode(JSON.stringify({ size: body.byteLength, metadata })),
       );
-      await Deno.rename(`${path}${META_SUFFIX}${TEMP_MARK}m`, path + META_SUFFIX);
+      await Deno.rename(metaTemp, path + META_SUFFIX);
       await syncDir(dirname(path));
       return await this.#etag(path);
     } finally {
@@ -164,12 +165,96 @@ export class FileStore implements Store {
     }
   }
 
+  /** Removes the leftovers of interrupted uploads under `prefix` (see {@link uploadLeftovers}). */
+  async abortIncompleteUploads(prefix: string): Promise<number> {
+    const leftovers = await uploadLeftovers(this, prefix);
+    for (const key of leftovers) await Deno.remove(join(this.dir, key)).catch(() => {});
+    return leftovers.length;
+  }
+
   async delete(key: string): Promise<void> {
     const path = this.#path(key);
     for (const p of [path, path + META_SUFFIX]) {
       await Deno.remove(p).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       });
+    }
+  }
+}
+
+/**
+ * A temporary file's suffix: `.tmp-<pid>-<host>-<random>`, so that a later run can tell whether
+ * the process that wrote it is gone.
+ */
+function tempSuffix(): string {
+  return `${TEMP_MARK}${Deno.pid}-${HOST}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+const HOST = (() => {
+  try {
+    return Deno.hostname().replace(/[^A-Za-z0-9.-]/g, "_");
+  } catch {
+    return "unknown";
+  }
+})();
+
+/** A temporary file younger than this may belong to an upload in progress in another process. */
+const LEFTOVER_AGE_MS = 60_000;
+
+/**
+ * Keys of the temporary files under `prefix` of a `file://` store (nothing for other stores) that
+ * are leftovers of interrupted uploads (a process killed mid-upload): older than a minute, or
+ * written by a process of this host that no longer exists. A temporary file of an upload in
+ * progress elsewhere is younger (it is written continuously) and its process alive, so it is
+ * never among them.
+ */
+export async function uploadLeftovers(store: Store, prefix = ""): Promise<string[]> {
+  if (!(store instanceof FileStore)) return [];
+  const found: string[] = [];
+  const now = Date.now();
+  const walk = async (relative: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(join(store.dir, relative)));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return;
+      throw e;
+    }
+    for (const entry of entries) {
+      const key = relative ? `${relative}/${entry.name}` : entry.name;
+      if (entry.isDirectory) await walk(key);
+      else if (entry.isFile && key.startsWith(prefix) && entry.name.includes(TEMP_MARK)) {
+        const stat = await Deno.stat(join(store.dir, key)).catch(() => null);
+        if (!stat) continue; // renamed or removed meanwhile: not a leftover
+        const writer = /\.tmp-(\d+)-(.+)-[0-9a-f]{8}$/.exec(entry.name);
+        const gone = writer !== null && writer[2] === HOST && !processAlive(Number(writer[1]));
+        if (gone || now - (stat.mtime?.getTime() ?? now) > LEFTOVER_AGE_MS) found.push(key);
+      }
+    }
+  };
+  // Only the folders the prefix can be in are walked.
+  await walk(prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "");
+  return found.sort();
+}
+
+/** Removes the leftovers of interrupted uploads under `prefix` (`file://` stores only); returns how many. */
+export function cleanUploadLeftovers(store: Store, prefix: string): Promise<number> {
+  return store instanceof FileStore ? store.abortIncompleteUploads(prefix) : Promise.resolve(0);
+}
+
+/** Whether process `pid` of this host exists (Linux /proc; elsewhere assumed alive: the age rule applies). */
+function processAlive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) return true;
+    try {
+      Deno.statSync("/proc/self");
+      return false;
+    } catch {
+      return true; // no /proc
     }
   }
 }
