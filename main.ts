@@ -4,7 +4,7 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { corruptError, ExitCode, usageError, WalsyncError } from "./src/errors.ts";
+import { corruptError, ExitCode, osErrorReason, usageError, WalsyncError } from "./src/errors.ts";
 import * as log from "./src/log.ts";
 import { redact } from "./src/redact.ts";
 import { formatListTable, listCommand } from "./src/commands/list.ts";
@@ -172,6 +172,14 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The first line of an error's message (with its class name unless it is a plain Error). */
+function firstLine(e: unknown, withName = false): string {
+  const text = e instanceof Error
+    ? (withName && e.name !== "Error" ? `${e.name}: ` : "") + e.message
+    : String(e);
+  return text.split("\n")[0];
+}
+
 /** Runs the CLI with `args`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
   try {
@@ -190,7 +198,16 @@ export async function run(args: string[]): Promise<number> {
       log.error(redact(e.message));
       return e.exitCode;
     }
-    log.error(`internal error: ${redact(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
+    // An error the operating system or SQLite reported that no module turned into a message: still
+    // an ordinary failure (exit 1), told in one line. Only anything else is a bug (exit 70).
+    const sqlite = (e as { code?: unknown } | null)?.code === "ERR_SQLITE_ERROR";
+    if (sqlite || osErrorReason(e) !== null) {
+      log.error(redact(`${sqlite ? "SQLite: " : ""}${firstLine(e)}`));
+      log.debug(redact(e instanceof Error ? (e.stack ?? "") : ""));
+      return ExitCode.Failure;
+    }
+    log.error(`internal error (a bug in walsync, please report it): ${redact(firstLine(e, true))}`);
+    log.debug(redact(e instanceof Error ? (e.stack ?? "") : ""));
     return ExitCode.Internal;
   }
 }

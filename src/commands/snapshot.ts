@@ -40,7 +40,7 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
     const time = nextTime(latestTime(catalog));
     const key = snapshotKey(dbName, generation, time);
     const { image } = held;
-    log.info(`snapshot of ${dbPath} (${image.size} bytes, ${image.mode} mode) -> ${store.url}/${key}`);
+    log.debug(`uploading the snapshot of ${dbPath} to ${store.url}/${key}`);
     const uploaded = await uploadVerified(
       store,
       key,
@@ -52,6 +52,8 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
         segmentsBefore: 0,
       }),
     );
+    // Logged once stored and confirmed, never before: a failed upload must not look like a success.
+    log.info(`snapshot of ${dbPath} (${image.size} bytes, ${image.mode} mode) stored as ${store.url}/${key}`);
     return {
       name: dbName,
       generation,

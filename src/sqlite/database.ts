@@ -129,10 +129,29 @@ export function tryWriteLock(db: DatabaseSync, timeoutMs = BUSY_TIMEOUT_MS): boo
       db.exec("BEGIN IMMEDIATE");
       return true;
     } catch (e) {
+      if (/readonly|read-only/i.test((e as Error).message)) throw readOnlyError(db, e);
       if (!/locked|busy/i.test((e as Error).message)) throw e;
       if (performance.now() >= deadline) return false;
     }
   }
+}
+
+/** The file a connection has open (SQLite's own resolved path). */
+function fileOf(db: DatabaseSync): string {
+  try {
+    return (db.prepare("PRAGMA database_list").get() as { file?: string } | undefined)?.file ||
+      "the database";
+  } catch {
+    return "the database";
+  }
+}
+
+function readOnlyError(db: DatabaseSync, e: unknown): WalsyncError {
+  const file = fileOf(db);
+  return new WalsyncError(
+    `cannot take the write lock of ${file}: ${(e as Error).message} (walsync needs write access to ` +
+      `${file}, ${file}-wal and ${file}-shm for its short write-lock barrier and checkpoints)`,
+  );
 }
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { notFoundError, storageError, WalsyncError } from "../errors.ts";
+import { asUserError, ExitCode, notFoundError, storageError, WalsyncError } from "../errors.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
@@ -18,7 +18,7 @@ export class FileStore implements Store {
 
   /** @param dir absolute path of the backup directory (created on first write) */
   constructor(readonly dir: string) {
-    this.url = `file://${dir}`;
+    this.url = `file://${dir.replaceAll("%", "%25")}`; // a URL that parses back to `dir`
   }
 
   #path(key: string): string {
@@ -57,7 +57,7 @@ export class FileStore implements Store {
     } catch (e) {
       await Deno.remove(dataTmp).catch(() => {});
       await Deno.remove(metaTmp).catch(() => {});
-      throw e;
+      throw asUserError(e, `cannot write backup object ${path}`, ExitCode.Storage);
     }
   }
 
@@ -66,13 +66,25 @@ export class FileStore implements Store {
    * under a mutex file, taken with an exclusive create. The etag is the file's identity
    * (inode, mtime, size): every write renames a new file into place.
    */
-  async putSmall(
+  putSmall(
     key: string,
     body: Uint8Array,
     metadata: Record<string, string>,
     condition: WriteCondition,
   ): Promise<string | null> {
     const path = this.#path(key);
+    return this.#io(
+      `cannot write backup object ${path}`,
+      () => this.#putSmall(path, body, metadata, condition),
+    );
+  }
+
+  async #putSmall(
+    path: string,
+    body: Uint8Array,
+    metadata: Record<string, string>,
+    condition: WriteCondition,
+  ): Promise<string | null> {
     await Deno.mkdir(dirname(path), { recursive: true });
     const temp = `${path}${tempSuffix()}`;
     await writeFileSynced(temp, body);
@@ -119,12 +131,26 @@ export class FileStore implements Store {
   async get(key: string): Promise<ObjectData> {
     const info = await this.head(key);
     if (!info) throw notFoundError(`object ${this.url}/${key} does not exist`);
-    const file = await Deno.open(this.#path(key), { read: true });
+    const path = this.#path(key);
+    const file = await this.#io(`cannot read backup object ${path}`, () => Deno.open(path, { read: true }));
     return { ...info, body: file.readable };
   }
 
-  async head(key: string): Promise<ObjectInfo | null> {
+  head(key: string): Promise<ObjectInfo | null> {
     const path = this.#path(key);
+    return this.#io(`cannot read backup object ${path}`, () => this.#head(key, path));
+  }
+
+  /** Runs `fn`, turning an operating-system error into a storage error (exit 5) "<what>: <reason>". */
+  async #io<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw asUserError(e, what, ExitCode.Storage);
+    }
+  }
+
+  async #head(key: string, path: string): Promise<ObjectInfo | null> {
     let size: number;
     try {
       size = (await Deno.stat(path)).size;
@@ -143,7 +169,7 @@ export class FileStore implements Store {
 
   async *list(prefix: string): AsyncIterable<ListedObject> {
     const all: ListedObject[] = [];
-    await this.#walk("", all);
+    await this.#io(`cannot list backup directory ${this.dir}`, () => this.#walk("", all));
     all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     for (const entry of all) if (entry.key.startsWith(prefix)) yield entry;
   }
@@ -168,7 +194,13 @@ export class FileStore implements Store {
   /** Removes the leftovers of interrupted uploads under `prefix` (see {@link uploadLeftovers}). */
   async abortIncompleteUploads(prefix: string): Promise<number> {
     const leftovers = await uploadLeftovers(this, prefix);
-    for (const key of leftovers) await Deno.remove(join(this.dir, key)).catch(() => {});
+    for (const key of leftovers) {
+      await Deno.remove(join(this.dir, key)).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) {
+          throw asUserError(e, `cannot delete ${key}`, ExitCode.Storage);
+        }
+      });
+    }
     return leftovers.length;
   }
 
@@ -176,7 +208,9 @@ export class FileStore implements Store {
     const path = this.#path(key);
     for (const p of [path, path + META_SUFFIX]) {
       await Deno.remove(p).catch((e) => {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        if (!(e instanceof Deno.errors.NotFound)) {
+          throw asUserError(e, `cannot delete ${p}`, ExitCode.Storage);
+        }
       });
     }
   }
@@ -233,7 +267,11 @@ export async function uploadLeftovers(store: Store, prefix = ""): Promise<string
     }
   };
   // Only the folders the prefix can be in are walked.
-  await walk(prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "");
+  try {
+    await walk(prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "");
+  } catch (e) {
+    throw asUserError(e, `cannot list backup directory ${store.dir}`, ExitCode.Storage);
+  }
   return found.sort();
 }
 
@@ -283,8 +321,9 @@ async function lockFile(path: string): Promise<() => Promise<void>> {
       if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       const age = Date.now() - ((await Deno.stat(path).catch(() => null))?.mtime?.getTime() ?? Date.now());
       if (age > 30_000) await Deno.remove(path).catch(() => {});
-      else if (attempt > 500) throw new Error(`${path} stayed locked`);
-      else await new Promise((r) => setTimeout(r, 10));
+      else if (attempt > 500) {
+        throw storageError(`${path} stayed locked (by another walsync?)`, undefined, true);
+      } else await new Promise((r) => setTimeout(r, 10));
     }
   }
 }
