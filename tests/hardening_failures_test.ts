@@ -169,6 +169,15 @@ os._exit(0)`,
       message: /cannot take the write lock of .*\/shm\/s\.db: .*write access/,
       multiline: command === "watch",
     })),
+    // SQLite would open it read-only, where BEGIN IMMEDIATE takes no lock: the barrier would be a lie.
+    ...["snapshot", "watch"].map((command): Row => ({
+      label: `${command} of a database the user cannot write`,
+      as: "nobody",
+      args: [command, app, "-b", `file://${mine}/ro-db-${command}`],
+      code: 1,
+      message: /cannot take the write lock of .*\/app\.db: .*\/app\.db is not writable \(permission denied\)/,
+      multiline: command === "watch",
+    })),
     {
       label: "restore onto a full disk",
       as: "root",

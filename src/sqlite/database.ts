@@ -5,8 +5,9 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { notFoundError, usageError, WalsyncError } from "../errors.ts";
-import { fstatSync } from "node:fs";
+import { notFoundError, osErrorReason, usageError, WalsyncError } from "../errors.ts";
+import { accessSync, constants, existsSync, fstatSync } from "node:fs";
+import { dirname } from "node:path";
 import { closeFd, openForRead, readAt } from "../wal.ts";
 import { type DbHeader, parseDbHeader } from "./db_header.ts";
 
@@ -90,7 +91,31 @@ export function openReader(path: string): DatabaseSync {
 
 /** Opens a read-write connection (for BEGIN IMMEDIATE barriers and checkpoints). */
 export function openWriter(path: string): DatabaseSync {
+  checkWritable(path);
   return wrapOpen(path, () => new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS }));
+}
+
+/**
+ * SQLite silently opens a file it cannot write read-only, and then `BEGIN IMMEDIATE` succeeds without
+ * taking any lock: the barrier would protect nothing and checkpoints would fail. So the database,
+ * its -wal and -shm (or the directory, to create them) must be writable. access(2) checks this
+ * without opening the file (closing a descriptor would drop SQLite's locks, see DbFile).
+ */
+function checkWritable(path: string): void {
+  const files = [path, `${path}-wal`, `${path}-shm`];
+  const missing = files.some((f) => !existsSync(f));
+  for (const file of missing ? [...files.filter((f) => existsSync(f)), dirname(path)] : files) {
+    try {
+      accessSync(file, constants.W_OK);
+    } catch (e) {
+      throw new WalsyncError(
+        `cannot take the write lock of ${path}: ${file} is not writable (${
+          osErrorReason(e) ?? e
+        }); walsync ` +
+          `needs write access to the database, its -wal and -shm files for its short write-lock barrier and checkpoints`,
+      );
+    }
+  }
 }
 
 function wrapOpen(path: string, open: () => DatabaseSync): DatabaseSync {
