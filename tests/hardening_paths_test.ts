@@ -148,6 +148,9 @@ Deno.test("watch path:name with colons in file names: an existing file wins; two
     unnamed.stderr,
     /invalid database name "data:v2".*give the database a name: .*data:v2\.db:NAME/,
   );
+  const snapshot = await walsync(["snapshot", `${dir}/data:v2.db`, "-b", backend.url]);
+  assert.equal(snapshot.code, 2, snapshot.stderr);
+  assert.match(snapshot.stderr, /invalid database name "data:v2".*give the database a name with --name NAME/);
   // With a name after the last colon, the path is what comes before it.
   const watch = await startWatch([`${dir}/data:v2.db:v2`, "-b", backend.url, "--sync-interval", "0.2"]);
   await waitForState(backend, "v2", `${dir}/v2.out`, "ok 7");

@@ -5,6 +5,7 @@
  */
 import { latestTime, readCatalog } from "../catalog.ts";
 import { defaultName, nextTime, snapshotKey, validateName } from "../layout.ts";
+import { usageError } from "../errors.ts";
 import * as log from "../log.ts";
 import { encodeSnapshotMeta } from "../metadata.ts";
 import { onInterrupt } from "../shutdown.ts";
@@ -25,9 +26,18 @@ export interface SnapshotResult {
   sha256: string;
 }
 
+/** The name of `dbPath` in the backup by default, or a usage error that says how to give one. */
+function defaultNameOf(dbPath: string): string {
+  try {
+    return validateName(defaultName(dbPath));
+  } catch (e) {
+    throw usageError(`${(e as Error).message}; give the database a name with --name NAME`);
+  }
+}
+
 /** Takes a snapshot of `dbPath` into `store` as a new generation of `name`. */
 export async function snapshotCommand(store: Store, dbPath: string, name?: string): Promise<SnapshotResult> {
-  const dbName = validateName(name ?? defaultName(dbPath));
+  const dbName = name === undefined ? defaultNameOf(dbPath) : validateName(name);
   // SQLite reads the real file (links resolved) and keeps its WAL beside it; the name stays the user's.
   const realPath = realDatabasePath(dbPath);
   const held = await openConsistentImage(realPath);
