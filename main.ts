@@ -4,7 +4,7 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { corruptError, ExitCode, usageError, WalsyncError } from "./src/errors.ts";
+import { corruptError, ExitCode, osErrorReason, WalsyncError } from "./src/errors.ts";
 import * as log from "./src/log.ts";
 import { redact } from "./src/redact.ts";
 import { formatListTable, listCommand } from "./src/commands/list.ts";
@@ -15,6 +15,7 @@ import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
 import { resolveWatchSettings } from "./src/config/watch_settings.ts";
 import { operationsHooks } from "./src/metrics/hooks.ts";
 import { openStore } from "./src/storage/open.ts";
+import { parseTimestamp, TIME_EXAMPLES } from "./src/time.ts";
 import denoConfig from "./deno.json" with { type: "json" };
 
 const backupOption = (mandatory = true) =>
@@ -26,14 +27,6 @@ const endpointOption = () =>
 
 function print(text: string): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text.endsWith("\n") ? text : text + "\n"));
-}
-
-function parseTime(text: string): number {
-  const ms = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(ms)) {
-    throw usageError(`invalid --point-in-time "${text}": expected ISO 8601, e.g. 2026-11-24T10:30:00Z`);
-  }
-  return ms;
 }
 
 /** Builds the command tree. */
@@ -84,7 +77,10 @@ export function buildProgram(): Command {
     .description("Continuously replicate one or more WAL-mode databases until SIGINT/SIGTERM.")
     .argument(
       "[DB...]",
-      "database paths, each optionally with a name: path[:name] (replace the config's dbs)",
+      "database paths, each optionally with a name: path[:name] (replace the config's dbs); an argument that " +
+        "names an existing file is a path (an existing file wins), even if it contains a colon. Symbolic links " +
+        "are resolved: walsync reads the real file and its WAL, as SQLite does; the default name comes from " +
+        "the path given",
     )
     .addOption(backupOption(false))
     .addOption(endpointOption())
@@ -147,13 +143,17 @@ export function buildProgram(): Command {
     .requiredOption("-o, --output <PATH>", "where to write the restored database")
     .addOption(backupOption())
     .addOption(endpointOption())
-    .option("--point-in-time <ISO8601>", "restore the state as of this time (default: latest)")
+    .option(
+      "--point-in-time <TIME>",
+      "restore the state as of this time (default: latest): RFC 3339 with a zone, " +
+        `e.g. ${TIME_EXAMPLES}; impossible dates and times without a zone are refused`,
+    )
     .option("--force", "replace the output file if it exists")
     .option("--if-db-not-exists", "do nothing (exit 0) if the output file already exists")
     .option("--if-replica-exists", "do nothing (exit 0) if there is no backup of NAME")
     .option("--json", "print the result as JSON")
     .action(async (name: string, opts) => {
-      const pointInTime = opts.pointInTime === undefined ? undefined : parseTime(opts.pointInTime);
+      const pointInTime = opts.pointInTime === undefined ? undefined : parseTimestamp(opts.pointInTime);
       const store = openStore(opts.backup, { endpoint: opts.endpoint, profile: program.opts().profile });
       const result = await restoreCommand(store, name, {
         output: opts.output,
@@ -193,6 +193,14 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The first line of an error's message (with its class name unless it is a plain Error). */
+function firstLine(e: unknown, withName = false): string {
+  const text = e instanceof Error
+    ? (withName && e.name !== "Error" ? `${e.name}: ` : "") + e.message
+    : String(e);
+  return text.split("\n")[0];
+}
+
 /** Runs the CLI with `args`; returns the exit code. */
 export async function run(args: string[]): Promise<number> {
   try {
@@ -211,7 +219,16 @@ export async function run(args: string[]): Promise<number> {
       log.error(redact(e.message));
       return e.exitCode;
     }
-    log.error(`internal error: ${redact(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
+    // An error the operating system or SQLite reported that no module turned into a message: still
+    // an ordinary failure (exit 1), told in one line. Only anything else is a bug (exit 70).
+    const sqlite = (e as { code?: unknown } | null)?.code === "ERR_SQLITE_ERROR";
+    if (sqlite || osErrorReason(e) !== null) {
+      log.error(redact(`${sqlite ? "SQLite: " : ""}${firstLine(e)}`));
+      log.debug(redact(e instanceof Error ? (e.stack ?? "") : ""));
+      return ExitCode.Failure;
+    }
+    log.error(`internal error (a bug in walsync, please report it): ${redact(firstLine(e, true))}`);
+    log.debug(redact(e instanceof Error ? (e.stack ?? "") : ""));
     return ExitCode.Internal;
   }
 }

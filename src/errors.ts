@@ -72,3 +72,46 @@ export function corruptError(message: string): WalsyncError {
 export function storageError(message: string, cause?: unknown, retryable = false): WalsyncError {
   return new WalsyncError(message, ExitCode.Storage, { cause, retryable });
 }
+
+const OS_REASONS: Record<string, string> = {
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  EROFS: "read-only file system",
+  EIO: "input/output error",
+  ENOENT: "no such file or directory",
+  ENOTDIR: "not a directory",
+  EISDIR: "is a directory",
+  ELOOP: "too many levels of symbolic links",
+  EMFILE: "too many open files",
+  ENFILE: "too many open files in the system",
+  EFBIG: "file too large",
+  EXDEV: "cross-device link",
+};
+
+/**
+ * The reason of an operating-system error (Deno's and node:fs's errors carry an errno `code`, e.g.
+ * "permission denied" for EACCES, "no space left on device" for ENOSPC), or null for any other error.
+ */
+export function osErrorReason(e: unknown): string | null {
+  if (!(e instanceof Error)) return null;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== "string" || !/^E[A-Z0-9]+$/.test(code)) return null;
+  return OS_REASONS[code] ?? e.message.replace(/ \(os error \d+\).*$/s, "").toLowerCase();
+}
+
+/**
+ * Rethrow helper: an operating-system error becomes a {@link WalsyncError} `"<what>: <reason>"` with
+ * `exitCode`; anything else (a WalsyncError included) is returned unchanged.
+ *
+ * @example
+ * ```ts
+ * try { await Deno.open(path, { write: true }); } catch (e) { throw asUserError(e, `cannot write ${path}`); }
+ * ```
+ */
+export function asUserError(e: unknown, what: string, exitCode: ExitCodeValue = ExitCode.Failure): unknown {
+  if (e instanceof WalsyncError) return e;
+  const reason = osErrorReason(e);
+  return reason === null ? e : new WalsyncError(`${what}: ${reason}`, exitCode, { cause: e });
+}

@@ -1,5 +1,6 @@
 /**
  * Parsing of backup locations: `s3://bucket[/prefix]` and `file:///abs/dir` (or `file://./rel/dir`).
+ * File URLs are percent-decoded: `%20` is a space, `%25` a "%"; a stray "%" is refused.
  * @module
  */
 import { resolve } from "node:path";
@@ -41,13 +42,31 @@ export function parseBackupUrl(url: string, cwd = Deno.cwd()): BackupLocation {
     const rest = url.slice("file://".length);
     let dir: string;
     if (rest.startsWith("/")) {
-      dir = decodeURIComponent(rest);
+      dir = decodePath(url, rest);
     } else if (rest.startsWith("./") || rest === ".") {
-      dir = resolve(cwd, decodeURIComponent(rest));
+      dir = resolve(cwd, decodePath(url, rest));
     } else {
       throw usageError(`ambiguous file URL "${url}": ${accepted}`);
     }
     return { kind: "file", dir: resolve(dir), url };
   }
   throw usageError(`unsupported backup URL "${url}": ${accepted}`);
+}
+
+/**
+ * Percent-decodes the path of a file URL (`%20` is a space, `%25` a "%"). A "%" that does not start
+ * a valid escape of UTF-8 bytes, or an escaped NUL, is refused rather than guessed at.
+ */
+function decodePath(url: string, text: string): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(text);
+  } catch {
+    throw usageError(
+      `invalid file URL "${url}": "%" starts an escape of UTF-8 bytes in a URL; write %25 for "%" itself ` +
+        `(e.g. file:///backups/50%25off), %20 for a space`,
+    );
+  }
+  if (decoded.includes("\0")) throw usageError(`invalid file URL "${url}": it contains a NUL byte (%00)`);
+  return decoded;
 }

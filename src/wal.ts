@@ -64,7 +64,7 @@ export function parseWalHeader(bytes: Uint8Array): WalHeader | null {
   const magic = view.getUint32(0);
   if (magic !== WAL_MAGIC_LE && magic !== WAL_MAGIC_BE) return null;
   if (view.getUint32(4) !== WAL_FORMAT_VERSION) return null;
-  const pageSize = view.getUint32(8) === 1 ? 65536 : view.getUint32(8);
+  const pageSize = view.getUint32(8);
   if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) return null;
   const bigEndian = (magic & 1) === 1;
   const checksum = walChecksum(bytes.subarray(0, 24), bigEndian, [0, 0]);
@@ -88,7 +88,9 @@ export function encodeWalHeader(
   const view = new DataView(bytes.buffer);
   view.setUint32(0, fields.magic);
   view.setUint32(4, WAL_FORMAT_VERSION);
-  view.setUint32(8, fields.pageSize === 65536 ? 1 : fields.pageSize);
+  // The WAL header holds the page size as is, 65536 included (only the database header writes
+  // 65536 as 1, having two bytes for it).
+  view.setUint32(8, fields.pageSize);
   view.setUint32(12, fields.checkpointSeq);
   view.setUint32(16, fields.salt1);
   view.setUint32(20, fields.salt2);

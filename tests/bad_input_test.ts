@@ -2,7 +2,7 @@
  * Bad input: a clear message on stderr, a meaningful non-zero exit code, nothing written.
  */
 import assert from "node:assert/strict";
-import { filesIn, freshBackend, listKeys, s3Settings, tempDir, walsync, writer } from "./helpers.ts";
+import { cleanup, filesIn, freshBackend, listKeys, s3Settings, tempDir, walsync, writer } from "./helpers.ts";
 
 /** A TCP port on 127.0.0.1 with nothing listening. */
 function closedPort(): number {
@@ -158,4 +158,36 @@ Deno.test("--help works for every command and goes to stdout", async () => {
     assert.equal(r.code, 0, `${args}: ${r.stderr}`);
     assert.match(r.stdout, /Usage: walsync/);
   }
+});
+
+Deno.test("restore --point-in-time: impossible dates and times without a zone are refused (exit 2, with an example)", async () => {
+  const backend = await freshBackend("file");
+  const { dir, db } = await sampleDb();
+  assert.equal((await walsync(["snapshot", db, "-b", backend.url])).code, 0);
+  const cases: [string, RegExp][] = [
+    ["2026-02-30T10:00:00Z", /2026-02 has no day 30/],
+    ["2026-11-31T00:00:00Z", /2026-11 has no day 31/],
+    ["2099-11-24T10:30:00", /no time zone/],
+    ["2026-11-24", /a date alone is ambiguous/],
+  ];
+  for (const [time, reason] of cases) {
+    const r = await walsync([
+      "restore",
+      "app",
+      "-o",
+      `${dir}/out.db`,
+      "-b",
+      backend.url,
+      "--point-in-time",
+      time,
+    ]);
+    assert.equal(r.code, 2, `${time}: ${r.stderr}`);
+    assert.match(r.stderr, reason);
+    assert.match(r.stderr, /e\.g\. 2026-11-24T10:30:00Z/);
+    assert.equal(r.stderr.trim().split("\n").length, 1, "one line");
+  }
+  assert.ok(!(await Deno.stat(`${dir}/out.db`).catch(() => null)), "nothing written");
+  const help = await walsync(["restore", "--help"]);
+  assert.match(help.stdout, /RFC 3339 with a zone/);
+  await cleanup(backend, dir);
 });

@@ -6,7 +6,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { basename, dirname, resolve } from "node:path";
 import { type DatabaseCatalog, readCatalog } from "../catalog.ts";
-import { corruptError, ExitCode, notFoundError, usageError, WalsyncError } from "../errors.ts";
+import { asUserError, corruptError, ExitCode, notFoundError, usageError, WalsyncError } from "../errors.ts";
 import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
 import { fileWriter, replaySegment, replaySnapshot } from "../restore/apply.ts";
@@ -134,6 +134,8 @@ export async function restoreCommand(
       size,
       ...(avoided.length ? { damaged: avoided.map((e) => e.message) } : {}),
     };
+  } catch (e) {
+    throw asUserError(e, `cannot write ${output}`); // e.g. permission denied, no space left on device
   } finally {
     removeTemp();
     unregister();

@@ -5,13 +5,16 @@
  */
 import { latestTime, readCatalog } from "../catalog.ts";
 import { defaultName, nextTime, snapshotKey, validateName } from "../layout.ts";
+import { usageError } from "../errors.ts";
 import * as log from "../log.ts";
 import { encodeSnapshotMeta } from "../metadata.ts";
 import { startProgress } from "../progress.ts";
 import { onInterrupt } from "../shutdown.ts";
 import { openConsistentImage } from "../sqlite/image.ts";
+import { realDatabasePath } from "../sqlite/real_path.ts";
 import type { Store } from "../storage/store.ts";
 import { uploadVerified } from "../storage/upload.ts";
+import { cleanUploadLeftovers } from "../storage/file.ts";
 
 /** What `snapshot` reports. */
 export interface SnapshotResult {
@@ -24,19 +27,32 @@ export interface SnapshotResult {
   sha256: string;
 }
 
+/** The name of `dbPath` in the backup by default, or a usage error that says how to give one. */
+function defaultNameOf(dbPath: string): string {
+  try {
+    return validateName(defaultName(dbPath));
+  } catch (e) {
+    throw usageError(`${(e as Error).message}; give the database a name with --name NAME`);
+  }
+}
+
 /** Takes a snapshot of `dbPath` into `store` as a new generation of `name`. */
 export async function snapshotCommand(store: Store, dbPath: string, name?: string): Promise<SnapshotResult> {
-  const dbName = validateName(name ?? defaultName(dbPath));
-  const held = await openConsistentImage(dbPath);
+  const dbName = name === undefined ? defaultNameOf(dbPath) : validateName(name);
+  // SQLite reads the real file (links resolved) and keeps its WAL beside it; the name stays the user's.
+  const realPath = realDatabasePath(dbPath);
+  const held = await openConsistentImage(realPath);
   const progress = startProgress(`snapshot "${dbName}"`, held.image.size);
   const unregister = onInterrupt(() => held.release());
   try {
+    const cleaned = await cleanUploadLeftovers(store, `${dbName}/`);
+    if (cleaned) log.info(`${dbName}: removed ${cleaned} leftover(s) of interrupted uploads`);
     const [catalog] = await readCatalog(store, dbName);
     const generation = (catalog?.generations.at(-1)?.generation ?? 0) + 1;
     const time = nextTime(latestTime(catalog));
     const key = snapshotKey(dbName, generation, time);
     const { image } = held;
-    log.info(`snapshot of ${dbPath} (${image.size} bytes, ${image.mode} mode) -> ${store.url}/${key}`);
+    log.debug(`uploading the snapshot of ${dbPath} to ${store.url}/${key}`);
     const uploaded = await uploadVerified(
       store,
       key,
@@ -48,6 +64,8 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
         segmentsBefore: 0,
       }),
     );
+    // Logged once stored and confirmed, never before: a failed upload must not look like a success.
+    log.info(`snapshot of ${dbPath} (${image.size} bytes, ${image.mode} mode) stored as ${store.url}/${key}`);
     return {
       name: dbName,
       generation,

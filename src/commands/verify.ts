@@ -10,6 +10,7 @@ import { notFoundError } from "../errors.ts";
 import { formatGeneration, stateKey, validateName } from "../layout.ts";
 import { checkLease } from "../restore/lease_check.ts";
 import { leaseKey } from "../watch/lease.ts";
+import { uploadLeftovers } from "../storage/file.ts";
 import type { ListedObject, Store } from "../storage/store.ts";
 import * as log from "../log.ts";
 import { type Inspection, inspectObject } from "../restore/apply.ts";
@@ -115,6 +116,14 @@ export async function verifyCommand(
   const databases: VerifiedDatabase[] = [];
   for (const { db, hint } of listed) databases.push(await verifyDatabase(store, db, hint, quick));
   const warnings = (everything?.stray ?? []).map(unknownObject);
+  for (const prefix of names.length ? names.map((n) => `${n}/`) : [""]) {
+    for (const key of await uploadLeftovers(store, prefix)) {
+      warnings.push({
+        key,
+        message: "leftover of an interrupted upload (removed at the next watch or snapshot)",
+      });
+    }
+  }
   return {
     url: store.url,
     mode: quick ? "quick" : "full",

@@ -58,7 +58,7 @@ export async function watchCommand(
 
   try {
     const replicas: Replica[] = [];
-    let lastError: WalsyncError | undefined;
+    const failures: number[] = [];
     for (const target of targets) {
       if (stopping) break;
       const replica = new Replica(target.path, target.name, store, { ...options, ...target.overrides });
@@ -67,7 +67,7 @@ export async function watchCommand(
         replicas.push(replica);
       } catch (e) {
         if (!(e instanceof WalsyncError)) throw e;
-        lastError = e;
+        failures.push(e.exitCode);
         // Only a store that cannot be used affects every database (access denied, missing bucket);
         // anything about this database itself (missing, not a regular file, not SQLite, not in WAL
         // mode: usage errors among them) is reported and the others go on.
@@ -77,8 +77,12 @@ export async function watchCommand(
     }
     const ops = options.operations;
     if (replicas.length === 0 && !ops?.dynamic) {
-      const locked = targets.length > 0 && lastError?.exitCode === ExitCode.Locked;
-      throw new WalsyncError("no database could be watched", locked ? ExitCode.Locked : ExitCode.Failure);
+      // One kind of failure for all (every database locked by another watch, or every input not a
+      // SQLite database) keeps its documented code (7, 2); a mix is a runtime failure.
+      const codes = new Set(failures);
+      const only = codes.size === 1 ? [...codes][0] : undefined;
+      const code = only === ExitCode.Locked || only === ExitCode.Usage ? only : ExitCode.Failure;
+      throw new WalsyncError("no database could be watched", code);
     }
     log.info(`watching ${replicas.length} database(s); sync every ${options.syncIntervalMs} ms`);
 

@@ -10,6 +10,7 @@ import { usageError } from "../errors.ts";
 import { defaultName, validateName } from "../layout.ts";
 import * as log from "../log.ts";
 import type { WatchTarget } from "../watch/targets.ts";
+import { realDatabasePath } from "../sqlite/real_path.ts";
 import type { DatabaseConfig, WatchConfig } from "./load.ts";
 
 /** Default time between two glob scans. */
@@ -94,7 +95,8 @@ function targetOf(db: DatabaseConfig, path: string): ConfiguredTarget {
   const overrides: ConfiguredTarget["overrides"] = {};
   if (db.snapshotIntervalMs !== undefined) overrides.snapshotIntervalMs = db.snapshotIntervalMs;
   if (db.checkpointFrames !== undefined) overrides.checkpointFrames = db.checkpointFrames;
-  return { path, name: db.name ?? defaultName(path), overrides };
+  // SQLite keeps the WAL beside the real file: read there; the default name comes from the path given.
+  return { path: realDatabasePath(path), given: path, name: db.name ?? defaultName(path), overrides };
 }
 
 /**

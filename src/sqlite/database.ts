@@ -5,8 +5,9 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { notFoundError, usageError, WalsyncError } from "../errors.ts";
-import { fstatSync } from "node:fs";
+import { notFoundError, osErrorReason, usageError, WalsyncError } from "../errors.ts";
+import { accessSync, constants, existsSync, fstatSync } from "node:fs";
+import { dirname } from "node:path";
 import { closeFd, openForRead, readAt } from "../wal.ts";
 import { type DbHeader, parseDbHeader } from "./db_header.ts";
 
@@ -78,12 +79,43 @@ export class DbFile {
 
 /** Opens a read-only connection; it never checkpoints, so closing it never changes the WAL. */
 export function openReader(path: string): DatabaseSync {
-  return wrapOpen(path, () => new DatabaseSync(path, { readOnly: true, timeout: BUSY_TIMEOUT_MS }));
+  const db = wrapOpen(path, () => new DatabaseSync(path, { readOnly: true, timeout: BUSY_TIMEOUT_MS }));
+  // walsync reads `${path}-wal` itself: it must be the WAL SQLite uses (see sqlite/real_path.ts).
+  const file = (db.prepare("PRAGMA database_list").get() as { file?: string } | undefined)?.file;
+  if (file && file !== path) {
+    db.close();
+    throw new WalsyncError(`${path}: SQLite opens it as ${file} and keeps its WAL there; not backing it up`);
+  }
+  return db;
 }
 
 /** Opens a read-write connection (for BEGIN IMMEDIATE barriers and checkpoints). */
 export function openWriter(path: string): DatabaseSync {
+  checkWritable(path);
   return wrapOpen(path, () => new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS }));
+}
+
+/**
+ * SQLite silently opens a file it cannot write read-only, and then `BEGIN IMMEDIATE` succeeds without
+ * taking any lock: the barrier would protect nothing and checkpoints would fail. So the database,
+ * its -wal and -shm (or the directory, to create them) must be writable. access(2) checks this
+ * without opening the file (closing a descriptor would drop SQLite's locks, see DbFile).
+ */
+function checkWritable(path: string): void {
+  const files = [path, `${path}-wal`, `${path}-shm`];
+  const missing = files.some((f) => !existsSync(f));
+  for (const file of missing ? [...files.filter((f) => existsSync(f)), dirname(path)] : files) {
+    try {
+      accessSync(file, constants.W_OK);
+    } catch (e) {
+      throw new WalsyncError(
+        `cannot take the write lock of ${path}: ${file} is not writable (${
+          osErrorReason(e) ?? e
+        }); walsync ` +
+          `needs write access to the database, its -wal and -shm files for its short write-lock barrier and checkpoints`,
+      );
+    }
+  }
 }
 
 function wrapOpen(path: string, open: () => DatabaseSync): DatabaseSync {
@@ -122,10 +154,29 @@ export function tryWriteLock(db: DatabaseSync, timeoutMs = BUSY_TIMEOUT_MS): boo
       db.exec("BEGIN IMMEDIATE");
       return true;
     } catch (e) {
+      if (/readonly|read-only/i.test((e as Error).message)) throw readOnlyError(db, e);
       if (!/locked|busy/i.test((e as Error).message)) throw e;
       if (performance.now() >= deadline) return false;
     }
   }
+}
+
+/** The file a connection has open (SQLite's own resolved path). */
+function fileOf(db: DatabaseSync): string {
+  try {
+    return (db.prepare("PRAGMA database_list").get() as { file?: string } | undefined)?.file ||
+      "the database";
+  } catch {
+    return "the database";
+  }
+}
+
+function readOnlyError(db: DatabaseSync, e: unknown): WalsyncError {
+  const file = fileOf(db);
+  return new WalsyncError(
+    `cannot take the write lock of ${file}: ${(e as Error).message} (walsync needs write access to ` +
+      `${file}, ${file}-wal and ${file}-shm for its short write-lock barrier and checkpoints)`,
+  );
 }
 
 /**

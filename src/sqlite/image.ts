@@ -8,6 +8,7 @@
  * read transaction alone, which keeps the frames it needs from being checkpointed or overwritten.
  * @module
  */
+import { existsSync } from "node:fs";
 import type { DatabaseSync } from "node:sqlite";
 import { WalsyncError } from "../errors.ts";
 import type { ByteSource } from "../storage/source.ts";
@@ -154,7 +155,7 @@ export async function openConsistentImage(path: string): Promise<HeldImage> {
   try {
     if (header.writeVersion !== 2) {
       // Rollback journal: a read transaction (SHARED lock) keeps writers from changing the file.
-      beginRead(reader);
+      beginReadOrExplain(reader, path);
       const current = dbFile.readHeader();
       const pageCount = current.pageCount ?? Math.floor(dbFile.size() / current.pageSize);
       const image = imageFromScan({
@@ -177,7 +178,7 @@ export async function openConsistentImage(path: string): Promise<HeldImage> {
     }
     let image: DatabaseImage;
     try {
-      beginRead(reader);
+      beginReadOrExplain(reader, path);
       image = scanImage(dbFile);
     } finally {
       endTransaction(writer);
@@ -189,6 +190,27 @@ export async function openConsistentImage(path: string): Promise<HeldImage> {
     if (writer) closeAll(writer);
     release();
     throw e;
+  }
+}
+
+/**
+ * Starts the read transaction of a one-shot snapshot. A read-only connection cannot roll back a hot
+ * journal (left by a writer that crashed mid-transaction); walsync does not write to the database
+ * to do it, so it says what to do instead.
+ */
+function beginReadOrExplain(reader: DatabaseSync, path: string): void {
+  try {
+    beginRead(reader);
+  } catch (e) {
+    const message = (e as Error).message;
+    if (/readonly|read-only/i.test(message) && existsSync(`${path}-journal`)) {
+      throw new WalsyncError(
+        `${path} has a hot rollback journal ${path}-journal (a writer stopped mid-transaction); walsync ` +
+          `only reads databases and does not roll it back: open the database once with the application or ` +
+          `sqlite3 (which rolls it back), then take the snapshot`,
+      );
+    }
+    throw new WalsyncError(`cannot read ${path}: ${message}`);
   }
 }
 

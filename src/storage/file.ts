@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { notFoundError, storageError, WalsyncError } from "../errors.ts";
+import { asUserError, ExitCode, notFoundError, storageError, WalsyncError } from "../errors.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
@@ -18,7 +18,7 @@ export class FileStore implements Store {
 
   /** @param dir absolute path of the backup directory (created on first write) */
   constructor(readonly dir: string) {
-    this.url = `file://${dir}`;
+    this.url = `file://${dir.replaceAll("%", "%25")}`; // a URL that parses back to `dir`
   }
 
   #path(key: string): string {
@@ -34,7 +34,7 @@ export class FileStore implements Store {
     await Deno.mkdir(dirname(path), { recursive: true }).catch((e) => {
       throw storageError(`cannot create backup directory ${dirname(path)}: ${e.message}`, e);
     });
-    const suffix = `${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`;
+    const suffix = tempSuffix();
     const dataTmp = path + suffix;
     const metaTmp = path + META_SUFFIX + suffix;
     try {
@@ -57,7 +57,7 @@ export class FileStore implements Store {
     } catch (e) {
       await Deno.remove(dataTmp).catch(() => {});
       await Deno.remove(metaTmp).catch(() => {});
-      throw e;
+      throw asUserError(e, `cannot write backup object ${path}`, ExitCode.Storage);
     }
   }
 
@@ -66,15 +66,27 @@ export class FileStore implements Store {
    * under a mutex file, taken with an exclusive create. The etag is the file's identity
    * (inode, mtime, size): every write renames a new file into place.
    */
-  async putSmall(
+  putSmall(
     key: string,
     body: Uint8Array,
     metadata: Record<string, string>,
     condition: WriteCondition,
   ): Promise<string | null> {
     const path = this.#path(key);
+    return this.#io(
+      `cannot write backup object ${path}`,
+      () => this.#putSmall(path, body, metadata, condition),
+    );
+  }
+
+  async #putSmall(
+    path: string,
+    body: Uint8Array,
+    metadata: Record<string, string>,
+    condition: WriteCondition,
+  ): Promise<string | null> {
     await Deno.mkdir(dirname(path), { recursive: true });
-    const temp = `${path}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`;
+    const temp = `${path}${tempSuffix()}`;
     await writeFileSynced(temp, body);
     try {
       if ("ifNoneMatch" in condition) {
@@ -93,11 +105,12 @@ export class FileStore implements Store {
           await unlock();
         }
       }
+      const metaTemp = `${path}${META_SUFFIX}${tempSuffix()}`;
       await writeFileSynced(
-        `${path}${META_SUFFIX}${TEMP_MARK}m`,
+        metaTemp,
         new TextEncoder().encode(JSON.stringify({ size: body.byteLength, metadata })),
       );
-      await Deno.rename(`${path}${META_SUFFIX}${TEMP_MARK}m`, path + META_SUFFIX);
+      await Deno.rename(metaTemp, path + META_SUFFIX);
       await syncDir(dirname(path));
       return await this.#etag(path);
     } finally {
@@ -118,12 +131,26 @@ export class FileStore implements Store {
   async get(key: string): Promise<ObjectData> {
     const info = await this.head(key);
     if (!info) throw notFoundError(`object ${this.url}/${key} does not exist`);
-    const file = await Deno.open(this.#path(key), { read: true });
+    const path = this.#path(key);
+    const file = await this.#io(`cannot read backup object ${path}`, () => Deno.open(path, { read: true }));
     return { ...info, body: file.readable };
   }
 
-  async head(key: string): Promise<ObjectInfo | null> {
+  head(key: string): Promise<ObjectInfo | null> {
     const path = this.#path(key);
+    return this.#io(`cannot read backup object ${path}`, () => this.#head(key, path));
+  }
+
+  /** Runs `fn`, turning an operating-system error into a storage error (exit 5) "<what>: <reason>". */
+  async #io<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw asUserError(e, what, ExitCode.Storage);
+    }
+  }
+
+  async #head(key: string, path: string): Promise<ObjectInfo | null> {
     let size: number;
     try {
       size = (await Deno.stat(path)).size;
@@ -142,7 +169,7 @@ export class FileStore implements Store {
 
   async *list(prefix: string): AsyncIterable<ListedObject> {
     const all: ListedObject[] = [];
-    await this.#walk("", all);
+    await this.#io(`cannot list backup directory ${this.dir}`, () => this.#walk("", all));
     all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     for (const entry of all) if (entry.key.startsWith(prefix)) yield entry;
   }
@@ -164,12 +191,108 @@ export class FileStore implements Store {
     }
   }
 
+  /** Removes the leftovers of interrupted uploads under `prefix` (see {@link uploadLeftovers}). */
+  async abortIncompleteUploads(prefix: string): Promise<number> {
+    const leftovers = await uploadLeftovers(this, prefix);
+    for (const key of leftovers) {
+      await Deno.remove(join(this.dir, key)).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) {
+          throw asUserError(e, `cannot delete ${key}`, ExitCode.Storage);
+        }
+      });
+    }
+    return leftovers.length;
+  }
+
   async delete(key: string): Promise<void> {
     const path = this.#path(key);
     for (const p of [path, path + META_SUFFIX]) {
       await Deno.remove(p).catch((e) => {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
+        if (!(e instanceof Deno.errors.NotFound)) {
+          throw asUserError(e, `cannot delete ${p}`, ExitCode.Storage);
+        }
       });
+    }
+  }
+}
+
+/**
+ * A temporary file's suffix: `.tmp-<pid>-<host>-<random>`, so that a later run can tell whether
+ * the process that wrote it is gone.
+ */
+function tempSuffix(): string {
+  return `${TEMP_MARK}${Deno.pid}-${HOST}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+const HOST = (() => {
+  try {
+    return Deno.hostname().replace(/[^A-Za-z0-9.-]/g, "_");
+  } catch {
+    return "unknown";
+  }
+})();
+
+/** A temporary file younger than this may belong to an upload in progress in another process. */
+const LEFTOVER_AGE_MS = 60_000;
+
+/**
+ * Keys of the temporary files under `prefix` of a `file://` store (nothing for other stores) that
+ * are leftovers of interrupted uploads (a process killed mid-upload): older than a minute, or
+ * written by a process of this host that no longer exists. A temporary file of an upload in
+ * progress elsewhere is younger (it is written continuously) and its process alive, so it is
+ * never among them.
+ */
+export async function uploadLeftovers(store: Store, prefix = ""): Promise<string[]> {
+  if (!(store instanceof FileStore)) return [];
+  const found: string[] = [];
+  const now = Date.now();
+  const walk = async (relative: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(join(store.dir, relative)));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return;
+      throw e;
+    }
+    for (const entry of entries) {
+      const key = relative ? `${relative}/${entry.name}` : entry.name;
+      if (entry.isDirectory) await walk(key);
+      else if (entry.isFile && key.startsWith(prefix) && entry.name.includes(TEMP_MARK)) {
+        const stat = await Deno.stat(join(store.dir, key)).catch(() => null);
+        if (!stat) continue; // renamed or removed meanwhile: not a leftover
+        const writer = /\.tmp-(\d+)-(.+)-[0-9a-f]{8}$/.exec(entry.name);
+        const gone = writer !== null && writer[2] === HOST && !processAlive(Number(writer[1]));
+        if (gone || now - (stat.mtime?.getTime() ?? now) > LEFTOVER_AGE_MS) found.push(key);
+      }
+    }
+  };
+  // Only the folders the prefix can be in are walked.
+  try {
+    await walk(prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "");
+  } catch (e) {
+    throw asUserError(e, `cannot list backup directory ${store.dir}`, ExitCode.Storage);
+  }
+  return found.sort();
+}
+
+/** Removes the leftovers of interrupted uploads under `prefix` (`file://` stores only); returns how many. */
+export function cleanUploadLeftovers(store: Store, prefix: string): Promise<number> {
+  return store instanceof FileStore ? store.abortIncompleteUploads(prefix) : Promise.resolve(0);
+}
+
+/** Whether process `pid` of this host exists (Linux /proc; elsewhere assumed alive: the age rule applies). */
+function processAlive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) return true;
+    try {
+      Deno.statSync("/proc/self");
+      return false;
+    } catch {
+      return true; // no /proc
     }
   }
 }
@@ -198,8 +321,9 @@ async function lockFile(path: string): Promise<() => Promise<void>> {
       if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       const age = Date.now() - ((await Deno.stat(path).catch(() => null))?.mtime?.getTime() ?? Date.now());
       if (age > 30_000) await Deno.remove(path).catch(() => {});
-      else if (attempt > 500) throw new Error(`${path} stayed locked`);
-      else await new Promise((r) => setTimeout(r, 10));
+      else if (attempt > 500) {
+        throw storageError(`${path} stayed locked (by another walsync?)`, undefined, true);
+      } else await new Promise((r) => setTimeout(r, 10));
     }
   }
 }
