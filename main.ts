@@ -23,6 +23,22 @@ const backupOption = () =>
 const endpointOption = () =>
   new Option("--endpoint <URL>", "S3 endpoint, e.g. http://127.0.0.1:7480 (overrides AWS_ENDPOINT_URL_S3)");
 
+const compressionOption = () =>
+  new Option("--compression <ALGO>", "compression of new snapshots and segments: zstd or none")
+    .choices(["zstd", "none"]).default("zstd").env("WALSYNC_COMPRESSION");
+const keyFileOption = () =>
+  new Option(
+    "--encryption-key-file <PATH>",
+    "client-side encryption key (base64 of 32 bytes); overrides WALSYNC_ENCRYPTION_KEY",
+  );
+/** The store of a command, with its codec options. */
+const storeOf = (opts: Record<string, string | undefined>) =>
+  openStore(opts.backup!, {
+    endpoint: opts.endpoint,
+    compression: opts.compression,
+    encryptionKeyFile: opts.encryptionKeyFile,
+  });
+
 function print(text: string): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text.endsWith("\n") ? text : text + "\n"));
 }
@@ -66,14 +82,17 @@ export function buildProgram(): Command {
     .addOption(backupOption())
     .addOption(endpointOption())
     .option("--name <NAME>", "name of the database in the backup (default: file name without .db)")
+    .addOption(compressionOption())
+    .addOption(keyFileOption())
     .option("--json", "print the result as JSON")
     .action(async (db: string, opts) => {
-      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const store = storeOf(opts);
       const result = await snapshotCommand(store, db, opts.name);
       print(
         opts.json
           ? JSON.stringify(result)
-          : `snapshot ${result.name} generation ${result.generation}: ${result.key} (${result.size} bytes, sha256 ${result.sha256})`,
+          : `snapshot ${result.name} generation ${result.generation}: ${result.key} (${result.size} bytes, ` +
+            `stored ${result.storedSize}, sha256 ${result.sha256})`,
       );
     });
 
@@ -82,6 +101,8 @@ export function buildProgram(): Command {
     .argument("<DB...>", "database paths, each optionally with a name: path[:name]")
     .addOption(backupOption())
     .addOption(endpointOption())
+    .addOption(compressionOption())
+    .addOption(keyFileOption())
     .option("--sync-interval <SECS>", "how often committed WAL frames are shipped", "1")
     .option("--snapshot-interval <SECS>", "how often a full snapshot is taken", "3600")
     .option(
@@ -96,7 +117,7 @@ export function buildProgram(): Command {
     )
     .action(async (dbs: string[], opts) => {
       const targets = parseTargets(dbs);
-      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const store = storeOf(opts);
       const code = await watchCommand(store, targets, {
         ...WATCH_DEFAULTS,
         syncIntervalMs: seconds(opts.syncInterval, "--sync-interval") * 1000,
@@ -124,6 +145,7 @@ export function buildProgram(): Command {
     .requiredOption("-o, --output <PATH>", "where to write the restored database")
     .addOption(backupOption())
     .addOption(endpointOption())
+    .addOption(keyFileOption())
     .option("--point-in-time <ISO8601>", "restore the state as of this time (default: latest)")
     .option("--force", "replace the output file if it exists")
     .option("--if-db-not-exists", "do nothing (exit 0) if the output file already exists")
@@ -131,7 +153,7 @@ export function buildProgram(): Command {
     .option("--json", "print the result as JSON")
     .action(async (name: string, opts) => {
       const pointInTime = opts.pointInTime === undefined ? undefined : parseTime(opts.pointInTime);
-      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const store = storeOf(opts);
       const result = await restoreCommand(store, name, {
         output: opts.output,
         pointInTime,
@@ -156,13 +178,14 @@ export function buildProgram(): Command {
     .argument("[NAME...]", "databases to check (default: all)")
     .addOption(backupOption())
     .addOption(endpointOption())
+    .addOption(keyFileOption())
     .option(
       "--quick",
       "read metadata only (no download): finds missing objects and broken chains, not bad bytes",
     )
     .option("--json", "print the report as JSON (shape documented in the README)")
     .action(async (names: string[], opts) => {
-      const store = openStore(opts.backup, { endpoint: opts.endpoint });
+      const store = storeOf(opts);
       const report = await verifyCommand(store, names, { quick: opts.quick });
       print(opts.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
       if (!report.ok) throw corruptError("verify: damaged or missing objects (see the report)");

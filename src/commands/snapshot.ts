@@ -18,8 +18,11 @@ export interface SnapshotResult {
   generation: number;
   key: string;
   time: string;
+  /** Size of the database image. */
   size: number;
   pageSize: number;
+  /** Size and SHA-256 of the stored object (compressed and/or encrypted). */
+  storedSize: number;
   sha256: string;
 }
 
@@ -51,8 +54,9 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
       generation,
       key,
       time: new Date(time).toISOString(),
-      size: uploaded.size,
+      size: uploaded.contentSize,
       pageSize: image.pageSize,
+      storedSize: uploaded.size,
       sha256: uploaded.sha256,
     };
   } finally {
