@@ -91,8 +91,8 @@ export function buildProgram(): Command {
       print(
         opts.json
           ? JSON.stringify(result)
-          : `snapshot ${result.name} generation ${result.generation}: ${result.key} (${result.size} bytes, ` +
-            `stored ${result.storedSize}, sha256 ${result.sha256})`,
+          : `snapshot ${result.name} generation ${result.generation}: ${result.key} (${result.databaseSize} bytes, ` +
+            `stored as ${result.size}, sha256 ${result.sha256})`,
       );
     });
 

@@ -10,7 +10,7 @@ import { newSha256 } from "../hash.ts";
 import type { Store } from "../storage/store.ts";
 import { decryptChunks, DecryptError } from "./aead.ts";
 import type { StoredForm } from "./codec.ts";
-import { zstdDecompress } from "./zstd.ts";
+import { zstdDecompress, ZstdError } from "./zstd.ts";
 
 /** Reports damage of the object being decoded; throws (the caller's damage error). */
 export type DamageReporter = (reason: "corrupt" | "truncated", message: string) => never;
@@ -121,7 +121,8 @@ function toStream(
       if (e instanceof RawError) throw e.original;
       if (e instanceof CodecDamage) onDamage(e.reason, e.message);
       if (e instanceof DecryptError) onDamage(e.truncated ? "truncated" : "corrupt", e.message);
-      onDamage("corrupt", `does not decompress (${(e as Error).message})`);
+      if (e instanceof ZstdError) onDamage("corrupt", `does not decompress (zstd ${e.message})`);
+      throw e;
     }
   })();
   return new ReadableStream<Uint8Array>({

@@ -18,12 +18,12 @@ export interface SnapshotResult {
   generation: number;
   key: string;
   time: string;
-  /** Size of the database image. */
+  /** Size and SHA-256 of the stored object (compressed and/or encrypted; what `list` shows). */
   size: number;
-  pageSize: number;
-  /** Size and SHA-256 of the stored object (compressed and/or encrypted). */
-  storedSize: number;
   sha256: string;
+  pageSize: number;
+  /** Size of the database image. */
+  databaseSize: number;
 }
 
 /** Takes a snapshot of `dbPath` into `store` as a new generation of `name`. */
@@ -54,9 +54,9 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
       generation,
       key,
       time: new Date(time).toISOString(),
-      size: uploaded.contentSize,
+      size: uploaded.size,
       pageSize: image.pageSize,
-      storedSize: uploaded.size,
+      databaseSize: uploaded.contentSize,
       sha256: uploaded.sha256,
     };
   } finally {
