@@ -127,6 +127,8 @@ Deno.test("zstd: round trip of empty, small and multi-MiB input fed through a re
     const compressed = await collect(zstdCompress(pieces(plain, 65536)));
     assert.deepEqual(await collect(zstdDecompress(pieces(compressed, 3000))), plain, `size ${size}`);
     if (size > 5000) assert.ok(compressed.byteLength < size / 2, "patterned data compresses");
+    const hinted = await collect(zstdCompress(pieces(plain, 65536), Math.floor(size / 3)));
+    assert.deepEqual(hinted, compressed, "a (wrong) size hint changes nothing in the output");
   }
   await assert.rejects(collect(zstdDecompress(pieces(pattern(1000)))));
 });

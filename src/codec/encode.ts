@@ -71,7 +71,7 @@ export async function encodeObject(
   let innerSha256: string;
   let dispose = () => Promise.resolve();
   if (codec.compression === "zstd") {
-    const compressed = await compressToStore(hashedPlain(), plain.size > IN_MEMORY_LIMIT);
+    const compressed = await compressToStore(hashedPlain(), plain.size);
     inner = compressed.source;
     innerSha256 = compressed.sha256;
     dispose = compressed.dispose;
@@ -115,13 +115,13 @@ export async function encodeObject(
 /** Compresses `input` into memory or a temporary file; returns it as a source with its SHA-256. */
 async function compressToStore(
   input: AsyncIterable<Uint8Array>,
-  toFile: boolean,
+  size: number,
 ): Promise<{ source: ByteSource; sha256: string; dispose: () => Promise<void> }> {
   const hash = newSha256();
-  if (!toFile) {
+  if (size <= IN_MEMORY_LIMIT) {
     const parts: Uint8Array[] = [];
     let size = 0;
-    for await (const chunk of zstdCompress(input)) {
+    for await (const chunk of zstdCompress(input, size)) {
       hash.update(chunk);
       parts.push(chunk);
       size += chunk.byteLength;
@@ -135,7 +135,7 @@ async function compressToStore(
   try {
     let size = 0;
     using file = await Deno.open(path, { write: true });
-    for await (const chunk of zstdCompress(input)) {
+    for await (const chunk of zstdCompress(input, size)) {
       hash.update(chunk);
       for (let off = 0; off < chunk.byteLength;) off += await file.write(chunk.subarray(off));
       size += chunk.byteLength;

@@ -33,13 +33,24 @@ function compressFrame(content: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Compresses `input` (whose chunks may be reused buffers); the same input gives the same bytes. */
-export async function* zstdCompress(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const buffer = new Uint8Array(FRAME_SIZE);
+/**
+ * Compresses `input` (whose chunks may be reused buffers); the same input gives the same bytes.
+ * `sizeHint` (the expected input size) keeps the frame buffer small for small inputs.
+ */
+export async function* zstdCompress(
+  input: AsyncIterable<Uint8Array>,
+  sizeHint = FRAME_SIZE,
+): AsyncGenerator<Uint8Array> {
+  let buffer = new Uint8Array(Math.max(1, Math.min(FRAME_SIZE, sizeHint)));
   let filled = 0;
   for await (const chunk of input) {
     for (let offset = 0; offset < chunk.byteLength;) {
-      const take = Math.min(FRAME_SIZE - filled, chunk.byteLength - offset);
+      if (filled === buffer.byteLength && filled < FRAME_SIZE) {
+        const grown = new Uint8Array(FRAME_SIZE); // more input than hinted
+        grown.set(buffer);
+        buffer = grown;
+      }
+      const take = Math.min(buffer.byteLength - filled, chunk.byteLength - offset);
       buffer.set(chunk.subarray(offset, offset + take), filled);
       filled += take;
       offset += take;
