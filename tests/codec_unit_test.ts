@@ -17,6 +17,7 @@ import { EncryptionKey, loadEncryptionKey, parseKey } from "../src/codec/key.ts"
 import { FRAME_SIZE, zstdCompress, zstdDecompress, ZstdError } from "../src/codec/zstd.ts";
 import { zstdCompressSync } from "node:zlib";
 import { decodeBody } from "../src/codec/decode.ts";
+import { encodeObject } from "../src/codec/encode.ts";
 import { storedForm } from "../src/codec/codec.ts";
 import { FileStore } from "../src/storage/file.ts";
 import type { Store } from "../src/storage/store.ts";
@@ -189,6 +190,24 @@ Deno.test("keys: a key file holds base64 text or 32 raw bytes; a missing file is
     () => loadEncryptionKey(`${dir}/missing.key`, () => undefined),
     (e) => e instanceof WalsyncError && e.exitCode === 2 && e.message.includes("missing.key"),
   );
+});
+
+Deno.test("a large object is compressed through an unlinked temporary file: nothing is left in TMPDIR, even while in use", async () => {
+  const tmp = await tempDir();
+  const before = Deno.env.get("TMPDIR");
+  Deno.env.set("TMPDIR", tmp);
+  try {
+    const content = pattern(3 * 1024 * 1024);
+    const encoded = await encodeObject({ compression: "zstd", key }, "db/wal/x.wal", bytesSource(content));
+    assert.deepEqual([...Deno.readDirSync(tmp)], [], "the temporary file is unlinked while in use");
+    const stored = await collect(encoded.source.chunks());
+    assert.equal(stored.byteLength, encoded.source.size);
+    assert.deepEqual(await collect(encoded.source.chunks()), stored, "re-readable, the same bytes");
+    await encoded.dispose();
+  } finally {
+    if (before === undefined) Deno.env.delete("TMPDIR");
+    else Deno.env.set("TMPDIR", before);
+  }
 });
 
 Deno.test("upload + decodeBody through file://: every codec round trips; damage and keys are reported", async () => {

@@ -9,8 +9,10 @@
  * (each salt selects a fresh AES key, so nonces never repeat under one key).
  * @module
  */
+import { openSync, writeSync } from "node:fs";
+import { WalsyncError } from "../errors.ts";
 import { newSha256 } from "../hash.ts";
-import { fileRangeSource } from "../storage/file_range.ts";
+import { closeFd, readAt } from "../wal.ts";
 import { type ByteSource, bytesSource } from "../storage/source.ts";
 import { encryptChunks, encryptedSize } from "./aead.ts";
 import { formMetadata, type ObjectCodec } from "./codec.ts";
@@ -18,6 +20,8 @@ import { zstdCompress } from "./zstd.ts";
 
 /** Sources up to this size are compressed in memory; larger ones through a temporary file. */
 const IN_MEMORY_LIMIT = 1024 * 1024;
+/** Read size from the temporary file. */
+const READ_CHUNK = 256 * 1024;
 
 /** An encoded object, ready for upload. */
 export interface EncodedObject {
@@ -34,7 +38,7 @@ export interface EncodedObject {
 /**
  * Encodes `plain` (stored under `objectKey`) with `codec`. Without compression or encryption the
  * source is passed through untouched (one read less). Large compressed content goes through a
- * temporary file (mode 0600 in TMPDIR), removed by `dispose`.
+ * temporary file (mode 0600 in TMPDIR, unlinked at once), closed by `dispose`.
  */
 export async function encodeObject(
   codec: ObjectCodec,
@@ -115,13 +119,13 @@ export async function encodeObject(
 /** Compresses `input` into memory or a temporary file; returns it as a source with its SHA-256. */
 async function compressToStore(
   input: AsyncIterable<Uint8Array>,
-  size: number,
+  contentSize: number,
 ): Promise<{ source: ByteSource; sha256: string; dispose: () => Promise<void> }> {
   const hash = newSha256();
-  if (size <= IN_MEMORY_LIMIT) {
+  if (contentSize <= IN_MEMORY_LIMIT) {
     const parts: Uint8Array[] = [];
     let size = 0;
-    for await (const chunk of zstdCompress(input, size)) {
+    for await (const chunk of zstdCompress(input, contentSize)) {
       hash.update(chunk);
       parts.push(chunk);
       size += chunk.byteLength;
@@ -130,19 +134,61 @@ async function compressToStore(
     parts.reduce((offset, part) => (bytes.set(part, offset), offset + part.byteLength), 0);
     return { source: bytesSource(bytes), sha256: hash.digest("hex"), dispose: () => Promise.resolve() };
   }
-  const path = await Deno.makeTempFile({ prefix: "walsync-zstd-" });
-  const dispose = () => Deno.remove(path).catch(() => {});
+  // The file is unlinked at once: a process killed mid-upload leaves nothing behind.
+  const fd = await tempFile((path) => openSync(path, "r+"));
+  const dispose = () => Promise.resolve(closeFd(fd));
   try {
     let size = 0;
-    using file = await Deno.open(path, { write: true });
-    for await (const chunk of zstdCompress(input, size)) {
+    for await (const chunk of zstdCompress(input, contentSize)) {
       hash.update(chunk);
-      for (let off = 0; off < chunk.byteLength;) off += await file.write(chunk.subarray(off));
+      await tempFile(() => {
+        for (let off = 0; off < chunk.byteLength;) {
+          off += writeSync(fd, chunk, off, chunk.byteLength - off, size + off);
+        }
+      });
       size += chunk.byteLength;
     }
-    return { source: fileRangeSource(path, 0, size), sha256: hash.digest("hex"), dispose };
+    return { source: descriptorSource(fd, size), sha256: hash.digest("hex"), dispose };
   } catch (e) {
     await dispose();
     throw e;
   }
+}
+
+/**
+ * Runs `work` on the temporary file (a new one, passed by path and then unlinked, when `work`
+ * takes a path); its I/O errors (a full disk, no TMPDIR) become one clear message.
+ */
+async function tempFile<T>(work: (path: string) => T): Promise<T> {
+  let path: string | null = null;
+  try {
+    if (work.length > 0) path = await Deno.makeTempFile({ prefix: "walsync-zstd-" });
+    return work(path ?? "");
+  } catch (e) {
+    throw new WalsyncError(
+      `cannot use a temporary file for compressing (in ${tmpDir()}, see TMPDIR): ${(e as Error).message}`,
+    );
+  } finally {
+    if (path) await Deno.remove(path).catch(() => {});
+  }
+}
+
+function tmpDir(): string {
+  return Deno.env.get("TMPDIR") || "/tmp";
+}
+
+/** A {@link ByteSource} over the first `size` bytes of an open descriptor, read by position. */
+function descriptorSource(fd: number, size: number): ByteSource {
+  return {
+    size,
+    async *chunks() {
+      const buffer = new Uint8Array(Math.min(READ_CHUNK, Math.max(size, 1)));
+      for (let done = 0; done < size;) {
+        const n = readAt(fd, done, buffer.subarray(0, Math.min(buffer.byteLength, size - done)));
+        if (n === 0) throw new Error("the temporary file of a compressed object is shorter than written");
+        done += n;
+        yield buffer.subarray(0, n);
+      }
+    },
+  };
 }
