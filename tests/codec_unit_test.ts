@@ -261,3 +261,26 @@ Deno.test("upload + decodeBody through file://: every codec round trips; damage 
     );
   }
 });
+
+Deno.test("codec metadata: unknown algorithms, missing digests and contradictions are refused", () => {
+  const sha = (c: string) => c.repeat(64);
+  const plain = {
+    compression: "none",
+    encryption: "none",
+    sha256: sha("a"),
+    "content-sha256": sha("a"),
+    "stored-length": "10",
+    "content-length": "10",
+  };
+  assert.equal(storedForm(plain).encrypted, false);
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ ...plain, compression: "lz4" }, /unknown compression "lz4"/],
+    [{ ...plain, encryption: "rot13" }, /unknown encryption "rot13"/],
+    [{ ...plain, encryption: "aes-256-gcm" }, /bad key-id/],
+    [{ ...plain, "content-sha256": "" }, /content-sha256 missing/],
+    [{ ...plain, "stored-length": "x" }, /stored-length missing or not a number/],
+    // Claims to be stored as is, but its digests differ: e.g. "compression" edited to hide zstd.
+    [{ ...plain, "content-sha256": sha("b") }, /stored as is, but its stored and content digests/],
+  ];
+  for (const [meta, message] of bad) assert.throws(() => storedForm(meta), message);
+});
