@@ -25,6 +25,23 @@ const backupOption = (mandatory = true) =>
 const endpointOption = () =>
   new Option("--endpoint <URL>", "S3 endpoint, e.g. http://127.0.0.1:7480 (overrides AWS_ENDPOINT_URL_S3)");
 
+const compressionOption = () =>
+  new Option("--compression <ALGO>", "compression of new snapshots and segments: zstd or none")
+    .choices(["zstd", "none"]).default("zstd").env("WALSYNC_COMPRESSION");
+const keyFileOption = () =>
+  new Option(
+    "--encryption-key-file <PATH>",
+    "client-side encryption key (base64 of 32 bytes); overrides WALSYNC_ENCRYPTION_KEY",
+  );
+/** The store of a command, with its codec options. */
+const storeOf = (opts: Record<string, string | undefined>, profile?: string) =>
+  openStore(opts.backup!, {
+    endpoint: opts.endpoint,
+    profile,
+    compression: opts.compression,
+    encryptionKeyFile: opts.encryptionKeyFile,
+  });
+
 function print(text: string): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text.endsWith("\n") ? text : text + "\n"));
 }
@@ -62,14 +79,17 @@ export function buildProgram(): Command {
     .addOption(backupOption())
     .addOption(endpointOption())
     .option("--name <NAME>", "name of the database in the backup (default: file name without .db)")
+    .addOption(compressionOption())
+    .addOption(keyFileOption())
     .option("--json", "print the result as JSON")
     .action(async (db: string, opts) => {
-      const store = openStore(opts.backup, { endpoint: opts.endpoint, profile: program.opts().profile });
+      const store = storeOf(opts, program.opts().profile);
       const result = await snapshotCommand(store, db, opts.name);
       print(
         opts.json
           ? JSON.stringify(result)
-          : `snapshot ${result.name} generation ${result.generation}: ${result.key} (${result.size} bytes, sha256 ${result.sha256})`,
+          : `snapshot ${result.name} generation ${result.generation}: ${result.key} (${result.databaseSize} bytes, ` +
+            `stored as ${result.size}, sha256 ${result.sha256})`,
       );
     });
 
@@ -87,6 +107,8 @@ export function buildProgram(): Command {
     .addOption(
       new Option("-c, --config <FILE>", "YAML config file (url, intervals, dbs: ...)").env("WALSYNC_CONFIG"),
     )
+    .addOption(compressionOption())
+    .addOption(keyFileOption())
     .option(
       "--sync-interval <SECS>",
       "how often committed WAL frames are shipped (500ms, 15s, 5m...; default 1s)",
@@ -114,6 +136,8 @@ export function buildProgram(): Command {
         endpoint: s.endpoint,
         region: s.region,
         profile: global.profile ?? s.profile,
+        compression: opts.compression,
+        encryptionKeyFile: opts.encryptionKeyFile,
       });
       const code = await watchCommand(store, s.targets, {
         ...WATCH_DEFAULTS,
@@ -143,6 +167,7 @@ export function buildProgram(): Command {
     .requiredOption("-o, --output <PATH>", "where to write the restored database")
     .addOption(backupOption())
     .addOption(endpointOption())
+    .addOption(keyFileOption())
     .option(
       "--point-in-time <TIME>",
       "restore the state as of this time (default: latest): RFC 3339 with a zone, " +
@@ -154,7 +179,7 @@ export function buildProgram(): Command {
     .option("--json", "print the result as JSON")
     .action(async (name: string, opts) => {
       const pointInTime = opts.pointInTime === undefined ? undefined : parseTimestamp(opts.pointInTime);
-      const store = openStore(opts.backup, { endpoint: opts.endpoint, profile: program.opts().profile });
+      const store = storeOf(opts, program.opts().profile);
       const result = await restoreCommand(store, name, {
         output: opts.output,
         pointInTime,
@@ -179,13 +204,14 @@ export function buildProgram(): Command {
     .argument("[NAME...]", "databases to check (default: all)")
     .addOption(backupOption())
     .addOption(endpointOption())
+    .addOption(keyFileOption())
     .option(
       "--quick",
       "read metadata only (no download): finds missing objects and broken chains, not bad bytes",
     )
     .option("--json", "print the report as JSON (shape documented in the README)")
     .action(async (names: string[], opts) => {
-      const store = openStore(opts.backup, { endpoint: opts.endpoint, profile: program.opts().profile });
+      const store = storeOf(opts, program.opts().profile);
       const report = await verifyCommand(store, names, { quick: opts.quick });
       print(opts.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
       if (!report.ok) throw corruptError("verify: damaged or missing objects (see the report)");

@@ -41,6 +41,8 @@ log=$logdir/deno-test.log
 # it can be searched for leaked secrets below.
 export WALSYNC_TEST_OUTPUT_LOG=$logdir/walsync-output.log
 : >"$WALSYNC_TEST_OUTPUT_LOG"
+# The client-side encryption key the codec tests use (fresh per run), searched for below too.
+export WALSYNC_TEST_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)
 set +e
 scripts/deno.sh "${args[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
@@ -81,6 +83,10 @@ fi
 leaks=0
 if [ -n "${AWS_SECRET_ACCESS_KEY:-}" ] && grep -qF -- "$AWS_SECRET_ACCESS_KEY" "$WALSYNC_TEST_OUTPUT_LOG" "$log"; then
   echo "test.sh: FAILED: the secret access key appears in the test output" >&2
+  leaks=1
+fi
+if grep -qF -- "$WALSYNC_TEST_ENCRYPTION_KEY" "$WALSYNC_TEST_OUTPUT_LOG" "$log"; then
+  echo "test.sh: FAILED: the encryption key appears in the test output" >&2
   leaks=1
 fi
 if grep -qE 'Signature=[0-9a-fA-F]{16}' "$WALSYNC_TEST_OUTPUT_LOG" "$log"; then

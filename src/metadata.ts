@@ -1,13 +1,18 @@
 /**
  * The metadata walsync stores with each snapshot and segment (as `x-amz-meta-*` on S3, in a
  * sidecar for `file://`). Everything restore needs to verify an object and its place in the chain
- * of a generation is here; `sha256` (added by the upload) covers the content.
+ * of a generation is here; the codec fields (added by the upload, see src/codec/codec.ts) say how
+ * the content is stored: `sha256` covers the stored bytes, `content-sha256` the decoded content.
  * @module
  */
-import type { Checksum, WalPosition } from "./wal.ts";
+import { type StoredForm, storedForm } from "./codec/codec.ts";
+import { type Checksum, WAL_FRAME_HEADER_SIZE, type WalPosition } from "./wal.ts";
 
-/** The object format written by this version. */
-export const FORMAT = "walsync-1";
+/**
+ * The object format written and read by this version. walsync-2 added the codec (compression,
+ * encryption, `content-sha256`); walsync-1 objects (written by 0.1.0, never released) are refused.
+ */
+export const FORMAT = "walsync-2";
 
 /** What a snapshot records. */
 export interface SnapshotMeta {
@@ -17,7 +22,12 @@ export interface SnapshotMeta {
   position: WalPosition | null;
   /** Number of segments of the generation stored before this snapshot. */
   segmentsBefore: number;
+  /** SHA-256 of the stored bytes. */
   sha256?: string;
+  /** SHA-256 of the image (after decoding). */
+  contentSha256: string;
+  /** How it is stored (codec fields). */
+  stored: StoredForm;
 }
 
 /** What a segment records. */
@@ -38,7 +48,12 @@ export interface SegmentMeta {
   after: Checksum;
   /** Database size in pages after the segment's last transaction. */
   commitSize: number;
+  /** SHA-256 of the stored bytes. */
   sha256?: string;
+  /** SHA-256 of the frames (after decoding). */
+  contentSha256: string;
+  /** How it is stored (codec fields). */
+  stored: StoredForm;
 }
 
 const hex = (n: number) => n.toString(16).padStart(8, "0");
@@ -56,11 +71,31 @@ function int(meta: Record<string, string>, key: string): number {
 }
 
 function checkFormat(meta: Record<string, string>): void {
-  if (meta.format !== FORMAT) throw new Error(`unknown object format "${meta.format ?? "(none)"}"`);
+  if (meta.format !== FORMAT) {
+    throw new Error(
+      `object format "${
+        meta.format ?? "(none)"
+      }" is not readable by this version of walsync (it reads ${FORMAT})`,
+    );
+  }
 }
 
+/** The codec fields, checked against the content size the rest of the metadata implies. */
+function codecFields(meta: Record<string, string>, contentLength: number): StoredForm {
+  const form = storedForm(meta);
+  if (form.contentLength !== contentLength) {
+    throw new Error(
+      `content-length ${form.contentLength} contradicts the ${contentLength} bytes it describes`,
+    );
+  }
+  return form;
+}
+
+/** What the metadata fields of a snapshot or segment encode (the codec fields come from the upload). */
+type Encoded<M> = Omit<M, "sha256" | "contentSha256" | "stored">;
+
 /** Encodes snapshot metadata. */
-export function encodeSnapshotMeta(m: SnapshotMeta): Record<string, string> {
+export function encodeSnapshotMeta(m: Encoded<SnapshotMeta>): Record<string, string> {
   return {
     format: FORMAT,
     "page-size": String(m.pageSize),
@@ -89,17 +124,22 @@ export function decodeSnapshotMeta(meta: Record<string, string>): SnapshotMeta {
       checksum: decodeChecksum(m[4]),
     };
   }
+  const pageSize = int(meta, "page-size");
+  const pageCount = int(meta, "page-count");
+  const stored = codecFields(meta, pageSize * pageCount);
   return {
-    pageSize: int(meta, "page-size"),
-    pageCount: int(meta, "page-count"),
+    pageSize,
+    pageCount,
     position,
     segmentsBefore: int(meta, "segments-before"),
     sha256: meta.sha256,
+    contentSha256: stored.contentSha256,
+    stored,
   };
 }
 
 /** Encodes segment metadata. */
-export function encodeSegmentMeta(m: SegmentMeta): Record<string, string> {
+export function encodeSegmentMeta(m: Encoded<SegmentMeta>): Record<string, string> {
   return {
     format: FORMAT,
     index: String(m.index),
@@ -119,18 +159,23 @@ export function decodeSegmentMeta(meta: Record<string, string>): SegmentMeta {
   if (!h) throw new Error(`bad wal-header "${meta["wal-header"]}"`);
   const c = /^([0-9a-f]{16})-([0-9a-f]{16})$/.exec(meta.checksums ?? "");
   if (!c) throw new Error(`bad checksums "${meta.checksums}"`);
+  const pageSize = int(meta, "page-size");
+  const frameCount = int(meta, "frame-count");
+  const stored = codecFields(meta, frameCount * (WAL_FRAME_HEADER_SIZE + pageSize));
   return {
     index: int(meta, "index"),
-    pageSize: int(meta, "page-size"),
+    pageSize,
     magic: unhex(h[1]),
     checkpointSeq: Number(h[2]),
     salt1: unhex(h[3]),
     salt2: unhex(h[4]),
     firstFrame: int(meta, "first-frame"),
-    frameCount: int(meta, "frame-count"),
+    frameCount,
     before: decodeChecksum(c[1]),
     after: decodeChecksum(c[2]),
     commitSize: int(meta, "commit-size"),
     sha256: meta.sha256,
+    contentSha256: stored.contentSha256,
+    stored,
   };
 }

@@ -189,6 +189,8 @@ Deno.test({
           backend.url,
           "--lease-seconds",
           "3",
+          "--compression", // stored as is: ~24 MB, above the multipart threshold (zstd: ~1 MB)
+          "none",
         ],
         env,
         stderr: "null",
@@ -221,7 +223,7 @@ Deno.test({
 
       await sleep(3500); // the killed holder's lease expires
       proxy.settings.latencyMs = 0;
-      const watch = await startWatch([db, "-b", backend.url], env);
+      const watch = await startWatch([db, "-b", backend.url, "--compression", "none"], env);
       const { code, stderr } = await watch.stop("SIGINT");
       assert.equal(code, 0, stderr);
       assert.match(stderr, /cleaned up 1 incomplete upload/);

@@ -259,7 +259,9 @@ for (const label of LABELS) {
     const dir = await tempDir();
     const db = `${dir}/spill.db`;
     await writer("fill", db, "2000");
-    const w = await startWatch([db, "-b", backend.url, "--sync-interval", "0.2"], backend.env);
+    // Stored as is, so that stored bytes measure shipped frames (zstd would shrink them ~20x).
+    const args = [db, "-b", backend.url, "--sync-interval", "0.2", "--compression", "none"];
+    const w = await startWatch(args, backend.env);
     const walBefore = (await Deno.stat(`${db}-wal`)).size;
     const spill = spawnLines("python3", [WRITER, "spill", db, "40000"]);
     await spill.waitForLine(/^ready$/);

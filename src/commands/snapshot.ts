@@ -22,9 +22,12 @@ export interface SnapshotResult {
   generation: number;
   key: string;
   time: string;
+  /** Size and SHA-256 of the stored object (compressed and/or encrypted; what `list` shows). */
   size: number;
-  pageSize: number;
   sha256: string;
+  pageSize: number;
+  /** Size of the database image. */
+  databaseSize: number;
 }
 
 /** The name of `dbPath` in the backup by default, or a usage error that says how to give one. */
@@ -73,6 +76,7 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
       time: new Date(time).toISOString(),
       size: uploaded.size,
       pageSize: image.pageSize,
+      databaseSize: uploaded.contentSize,
       sha256: uploaded.sha256,
     };
   } finally {

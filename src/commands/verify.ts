@@ -191,10 +191,23 @@ async function verifyDatabase(
     restorableTo: ranges.length ? iso(Math.max(...ranges.map((r) => r.to))) : null,
     generations,
     damaged,
-    warnings: db.others.filter((o) => o.key !== stateKey(db.name) && o.key !== leaseKey(db.name)).map(
-      unknownObject,
-    ),
+    warnings: [
+      ...db.others.filter((o) => o.key !== stateKey(db.name) && o.key !== leaseKey(db.name)).map(
+        unknownObject,
+      ),
+      ...keylessWarning(db.name, quick ? 0 : inspections.filter((i) => i.contentChecked === false).length),
+    ],
   };
+}
+
+/** Encrypted objects checked without the key: their stored bytes only (a warning, not damage). */
+function keylessWarning(name: string, count: number): VerifyWarning[] {
+  if (count === 0) return [];
+  return [{
+    key: `${name}/`,
+    message: `${count} encrypted object(s): stored bytes checked (SHA-256), content NOT checked ` +
+      "(no encryption key given: set WALSYNC_ENCRYPTION_KEY or --encryption-key-file)",
+  }];
 }
 
 /**

@@ -9,6 +9,7 @@
  * frames verified). Every failure is a {@link DamageError} naming the object.
  * @module
  */
+import { canDecode, decodeBody, storedBytesOnly } from "../codec/decode.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import { newSha256 } from "../hash.ts";
 import type { BackupObject } from "../layout.ts";
@@ -65,6 +66,8 @@ interface Opened<K extends BackupObject["kind"]> {
   /** The stored size (NaN when the server did not say). */
   size: number;
   body: ReadableStream<Uint8Array> | null;
+  /** Encrypted and no key given: `body` only checks the stored bytes and yields no content. */
+  storedOnly?: boolean;
 }
 
 /** Throws a {@link DamageError} about `object`. */
@@ -94,31 +97,45 @@ function expectedSize(meta: SnapshotMeta | SegmentMeta): number {
 }
 
 /** Checks a size against the one the metadata implies; returns the damage reason and message, or null. */
-function sizeProblem(actual: number, meta: SnapshotMeta | SegmentMeta): [DamageReason, string] | null {
-  const expected = expectedSize(meta);
+function sizeProblem(
+  actual: number,
+  meta: SnapshotMeta | SegmentMeta,
+  expected = expectedSize(meta),
+): [DamageReason, string] | null {
   if (actual === expected) return null;
   if (actual < expected) return ["truncated", `truncated: ${actual} bytes, its metadata says ${expected}`];
   return ["corrupt", `${actual} bytes, its metadata says ${expected}`];
 }
 
 /**
- * Stage one, part one: fetches an object (GET when `withBody`, else HEAD) and decodes its metadata.
+ * Stage one, part one: fetches an object (GET when `withBody`, else HEAD) and decodes its metadata;
+ * the body is decoded (src/codec/decode.ts). Without the key an encrypted object's body only checks
+ * its stored bytes when `keyless` (verify), else a missing or wrong key throws at once.
  * On failure the body (if any) has been released.
  */
 async function openObject<K extends BackupObject["kind"]>(
   store: Store,
   object: BackupObject & { kind: K },
   withBody: boolean,
+  keyless = false,
 ): Promise<Opened<K>> {
   const info = await fetchInfo(store, object, withBody);
-  const body = "body" in info ? (info.body as ReadableStream<Uint8Array>) : null;
+  const raw = "body" in info ? (info.body as ReadableStream<Uint8Array>) : null;
+  let meta: MetaOf<K>;
   try {
     const decode = object.kind === "snapshot" ? decodeSnapshotMeta : decodeSegmentMeta;
-    return { meta: decode(info.metadata) as MetaOf<K>, size: info.size, body };
+    meta = decode(info.metadata) as MetaOf<K>;
   } catch (e) {
-    await body?.cancel().catch(() => {});
+    await raw?.cancel().catch(() => {});
     return fail(store, object, "metadata", `unreadable walsync metadata: ${(e as Error).message}`);
   }
+  const damaged = (reason: DamageReason, why: string) => fail(store, object, reason, why, indexOf(meta));
+  const storedOnly = keyless && !canDecode(store, meta.stored);
+  if (!raw) return { meta, size: info.size, body: null, storedOnly };
+  const body = storedOnly
+    ? storedBytesOnly(meta.stored, raw, damaged)
+    : decodeBody(store, object.key, meta.stored, raw, damaged);
+  return { meta, size: info.size, body, storedOnly };
 }
 
 /** Stage one, part two: the metadata has a `sha256` and the stored size is the one it implies. */
@@ -133,7 +150,7 @@ function checkStored(store: Store, object: BackupObject, opened: Opened<BackupOb
       indexOf(meta),
     );
   }
-  const problem = Number.isFinite(size) ? sizeProblem(size, meta) : null;
+  const problem = Number.isFinite(size) ? sizeProblem(size, meta, meta.stored.storedLength) : null;
   if (problem) fail(store, object, problem[0], problem[1], indexOf(meta));
 }
 
@@ -191,7 +208,7 @@ async function snapshotContent(
   }
   const size = sizeProblem(bytes, meta);
   if (size) fail(store, object, size[0], size[1]);
-  checkDigest(store, object, meta.sha256!, hash.digest("hex"));
+  checkDigest(store, object, meta.contentSha256, hash.digest("hex"));
 }
 
 /**
@@ -238,7 +255,7 @@ async function segmentContent(
     if (e instanceof RangeError) fail(store, object, "truncated", `truncated (${e.message})`, meta.index);
     throw e;
   }
-  checkDigest(store, object, meta.sha256!, hash.digest("hex"), meta.index);
+  checkDigest(store, object, meta.contentSha256, hash.digest("hex"), meta.index);
   if (badFrame !== null) {
     const why =
       `frame ${badFrame} fails its WAL checksum or salts (the content matches its SHA-256: stored so)`;
@@ -380,6 +397,8 @@ export interface Inspection {
   /** Its metadata, when readable (also when the content is damaged). */
   meta: SnapshotMeta | SegmentMeta | null;
   damage: Damage | null;
+  /** False when it is encrypted and no key was given: only its stored bytes were checked. */
+  contentChecked?: boolean;
 }
 
 /**
@@ -389,15 +408,16 @@ export interface Inspection {
 export async function inspectObject(store: Store, object: BackupObject, quick: boolean): Promise<Inspection> {
   let meta: SnapshotMeta | SegmentMeta | null = null;
   try {
-    const opened = await openObject(store, object, !quick);
+    const opened = await openObject(store, object, !quick, true);
     meta = opened.meta;
     await releasingOnError(opened.body, async () => {
       checkStored(store, object, opened);
       if (!opened.body) return;
+      if (opened.storedOnly) return void await opened.body.pipeTo(new WritableStream());
       if ("index" in opened.meta) await segmentContent(store, object, opened.meta, opened.body);
       else await snapshotContent(store, object, opened.meta, opened.body);
     });
-    return { object, meta, damage: null };
+    return { object, meta, damage: null, contentChecked: !opened.storedOnly };
   } catch (e) {
     if (e instanceof DamageError) return { object, meta, damage: e.damage };
     throw e;

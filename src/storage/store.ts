@@ -5,6 +5,7 @@
  * Metadata keys are given without the `x-amz-meta-` prefix and in lower case (e.g. `sha256`).
  * @module
  */
+import type { ObjectCodec } from "../codec/codec.ts";
 import type { ByteSource } from "./source.ts";
 
 /** What a HEAD returns. */
@@ -35,6 +36,11 @@ export interface ObjectData extends ObjectInfo {
 export interface Store {
   /** The backup URL this store serves, for messages. Never contains credentials. */
   readonly url: string;
+  /**
+   * How snapshots and segments are encoded when uploaded, and the key to decode them (set by
+   * openStore; none: stored as they are, encrypted objects unreadable).
+   */
+  codec?: ObjectCodec;
   /**
    * Stores `body` under `key` with `metadata`, replacing any object there. `contentMd5` (base64)
    * lets the server reject a body that differs from what was hashed. Rejects if the body does not

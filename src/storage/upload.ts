@@ -1,11 +1,16 @@
 /**
  * Verified uploads: an object counts as stored only when a HEAD shows the expected size and the
- * SHA-256 of the content walsync meant to store (DESIGN.md §2.3, §7).
+ * SHA-256 of the bytes walsync meant to store (docs/design.md). Snapshots and segments (the objects
+ * that carry a walsync format in their metadata) are encoded with the store's codec first
+ * (compression, encryption); other objects (state.json) are stored as they are.
  * @module
  */
 import { createHash } from "node:crypto";
+import { PLAIN_CODEC } from "../codec/codec.ts";
+import { encodeObject } from "../codec/encode.ts";
 import { corruptError, WalsyncError } from "../errors.ts";
 import { newSha256 } from "../hash.ts";
+import { FORMAT } from "../metadata.ts";
 import { type ByteSource, observedSource } from "./source.ts";
 import type { Store } from "./store.ts";
 
@@ -14,8 +19,12 @@ export { type ByteSource, bytesSource } from "./source.ts";
 /** The outcome of a verified upload. */
 export interface UploadResult {
   key: string;
+  /** Size and SHA-256 of the stored bytes. */
   size: number;
   sha256: string;
+  /** Size and SHA-256 of the content before encoding (equal to the stored ones when stored as is). */
+  contentSize: number;
+  contentSha256: string;
 }
 
 /** Digests of a whole source, computed in one pass. */
@@ -34,12 +43,9 @@ export async function digestSource(
 }
 
 /**
- * Uploads `source` under `key` with `metadata` plus `sha256`, then confirms it with a HEAD.
- *
- * The content is read twice: once to compute the digests (S3 needs the metadata, and the
- * Content-MD5 the server checks the body against, before the body) and once to upload; the second
- * pass is hashed as well, so content that changed between the passes is caught instead of being
- * stored under a wrong checksum.
+ * Uploads `source` under `key` with `metadata` plus `sha256` of the stored bytes, then confirms it
+ * with a HEAD. A snapshot or segment is encoded with `store.codec` first (its codec fields are
+ * added to the metadata); a retry with the same content stores the same bytes.
  */
 export async function uploadVerified(
   store: Store,
@@ -47,6 +53,36 @@ export async function uploadVerified(
   source: ByteSource,
   metadata: Record<string, string> = {},
 ): Promise<UploadResult> {
+  if (metadata.format !== FORMAT) {
+    const stored = await uploadAsIs(store, key, source, () => metadata);
+    return { ...stored, contentSize: stored.size, contentSha256: stored.sha256 };
+  }
+  const encoded = await encodeObject(store.codec ?? PLAIN_CODEC, key, source);
+  try {
+    const stored = await uploadAsIs(store, key, encoded.source, (sha256) => ({
+      ...metadata,
+      ...encoded.metadata(sha256),
+    }));
+    return { ...stored, contentSize: source.size, contentSha256: encoded.contentSha256 ?? stored.sha256 };
+  } finally {
+    await encoded.dispose();
+  }
+}
+
+/**
+ * Uploads `source` as it is, with `metadataFor(sha256)` plus `sha256`, and confirms it with a HEAD.
+ *
+ * The content is read twice: once to compute the digests (S3 needs the metadata, and the
+ * Content-MD5 the server checks the body against, before the body) and once to upload; the second
+ * pass is hashed as well, so content that changed between the passes is caught instead of being
+ * stored under a wrong checksum.
+ */
+async function uploadAsIs(
+  store: Store,
+  key: string,
+  source: ByteSource,
+  metadataFor: (sha256: string) => Record<string, string>,
+): Promise<{ key: string; size: number; sha256: string }> {
   const digests = await digestSource(source);
   if (digests.size !== source.size) {
     throw new WalsyncError(`${key}: content is ${digests.size} bytes, expected ${source.size}`);
@@ -57,7 +93,7 @@ export async function uploadVerified(
     sentHash.update(chunk);
     sentBytes += chunk.byteLength;
   });
-  await store.put(key, sending, { ...metadata, sha256: digests.sha256 }, digests.md5);
+  await store.put(key, sending, { ...metadataFor(digests.sha256), sha256: digests.sha256 }, digests.md5);
   if (sentHash.digest("hex") !== digests.sha256 || sentBytes !== source.size) {
     await store.delete(key).catch(() => {});
     throw new WalsyncError(`content changed while uploading ${store.url}/${key}; the object was removed`);
