@@ -4,9 +4,9 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { basename, dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { type DatabaseCatalog, readCatalog } from "../catalog.ts";
-import { corruptError, ExitCode, notFoundError, usageError, WalsyncError } from "../errors.ts";
+import { corruptError, notFoundError } from "../errors.ts";
 import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
 import { fileWriter, replaySegment, replaySnapshot } from "../restore/apply.ts";
@@ -14,7 +14,7 @@ import { DamageError, missingEverything } from "../restore/damage.ts";
 import { chooseRestore, describePlan, type RestoreChoice, type RestorePlan } from "../restore/plan.ts";
 import { hintedTail, readStateHint, type StateHint } from "../restore/state_hint.ts";
 import { onInterrupt } from "../shutdown.ts";
-import { syncDir } from "../storage/file.ts";
+import { checkOutputDir, createTemp, inspectOutput, moveIntoPlace, outputExists } from "../restore/output.ts";
 import type { Store } from "../storage/store.ts";
 
 /** Options of `restore`. */
@@ -42,16 +42,6 @@ export interface RestoreResult {
   damaged?: string[];
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** Restores database `name` from `store` to `options.output`. */
 export async function restoreCommand(
   store: Store,
@@ -60,23 +50,15 @@ export async function restoreCommand(
 ): Promise<RestoreResult> {
   validateName(name);
   const output = resolve(options.output);
-  if (await exists(output)) {
-    if (options.ifDbNotExists) {
+  const existing = await inspectOutput(output);
+  if (existing.database || existing.sidecars.length) {
+    if (options.ifDbNotExists && existing.database) {
       log.info(`${output} already exists; nothing to do (--if-db-not-exists)`);
       return { name, output, skipped: "output-exists" };
     }
-    if (!options.force) {
-      throw new WalsyncError(`${output} already exists; use --force to replace it`, ExitCode.Exists);
-    }
-    if (!(await Deno.lstat(output)).isFile) throw usageError(`${output} exists and is not a regular file`);
+    if (!options.force) throw outputExists(output, existing);
   }
-  const dir = dirname(output);
-  try {
-    if (!(await Deno.stat(dir)).isDirectory) throw usageError(`${dir} is not a directory`);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw notFoundError(`output directory ${dir} does not exist`);
-    throw e;
-  }
+  await checkOutputDir(output);
 
   const backup = await readBackup(store, name);
   if (!backup) {
@@ -89,39 +71,17 @@ export async function restoreCommand(
   const { catalog, hint } = backup;
   const choice = chooseRestore(catalog, options.pointInTime, hint);
 
-  const temp = `${dir}/.${basename(output)}.walsync-restore-${crypto.randomUUID().slice(0, 8)}`;
-  const removeTemp = () => {
-    for (const p of [temp, `${temp}-wal`, `${temp}-shm`, `${temp}-journal`]) {
-      try {
-        Deno.removeSync(p);
-      } catch { /* not there */ }
-    }
-  };
-  const unregister = onInterrupt(removeTemp);
+  const temp = await createTemp(output, existing.mode);
+  const unregister = onInterrupt(temp.remove);
   try {
-    const file = await Deno.open(temp, { write: true, read: true, createNew: true, mode: 0o644 });
     let rebuilt: Rebuilt;
     try {
-      rebuilt = await rebuildFirstIntact(store, choice, file, hint);
+      rebuilt = await rebuildFirstIntact(store, choice, temp.file, hint);
     } finally {
-      file.close();
+      temp.file.close();
     }
-    checkIntegrity(temp);
-    if (options.force) {
-      await Deno.rename(temp, output);
-    } else {
-      // link() fails if the output appeared meanwhile: never overwrite without --force.
-      try {
-        await Deno.link(temp, output);
-      } catch (e) {
-        if (e instanceof Deno.errors.AlreadyExists) {
-          throw new WalsyncError(`${output} already exists; use --force to replace it`, ExitCode.Exists);
-        }
-        throw e;
-      }
-      await Deno.remove(temp);
-    }
-    await syncDir(dir);
+    checkIntegrity(temp.path);
+    await moveIntoPlace(temp.path, output, options.force ?? false);
     const { plan, size, avoided } = rebuilt;
     return {
       name,
@@ -134,7 +94,7 @@ export async function restoreCommand(
       ...(avoided.length ? { damaged: avoided.map((e) => e.message) } : {}),
     };
   } finally {
-    removeTemp();
+    temp.remove();
     unregister();
   }
 }
