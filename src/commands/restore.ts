@@ -5,11 +5,15 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { resolve } from "node:path";
-import { type DatabaseCatalog, readCatalog } from "../catalog.ts";
-import { corruptError, notFoundError } from "../errors.ts";
+import { corruptError, ExitCode, notFoundError, WalsyncError } from "../errors.ts";
+import { decodeSegmentMeta, type SegmentMeta } from "../metadata.ts";
+import type { SegmentObject } from "../restore/apply.ts";
 import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
-import { fileWriter, replaySegment, replaySnapshot } from "../restore/apply.ts";
+import { fileWriter, replaySegment, replaySnapshot, type ReplayState } from "../restore/apply.ts";
+import { type DatabaseHistory, readHistory, segmentsOf } from "../log/history.ts";
+import { prefetch, type Prefetched } from "../log/prefetch.ts";
+import { chainOrder } from "../log/duplicates.ts";
 import { DamageError, missingEverything } from "../restore/damage.ts";
 import { chooseRestore, describePlan, type RestoreChoice, type RestorePlan } from "../restore/plan.ts";
 import { hintedTail, readStateHint, type StateHint } from "../restore/state_hint.ts";
@@ -38,6 +42,8 @@ export interface RestoreResult {
   snapshot?: string;
   segments?: number;
   size?: number;
+  /** Duplicate segments that were not on the chain and were passed over (warnings, not damage). */
+  orphans?: string[];
   /** When damaged objects made the restore use another snapshot or generation: what was wrong. */
   damaged?: string[];
 }
@@ -60,7 +66,7 @@ export async function restoreCommand(
   }
   await checkOutputDir(output);
 
-  const backup = await readBackup(store, name);
+  const backup = await readBackup(store, name, options.pointInTime);
   if (!backup) {
     if (options.ifReplicaExists) {
       log.info(`no backup of "${name}" in ${store.url}; nothing to do (--if-replica-exists)`);
@@ -82,15 +88,16 @@ export async function restoreCommand(
     }
     checkIntegrity(temp.path);
     await moveIntoPlace(temp.path, output, options.force ?? false);
-    const { plan, size, avoided } = rebuilt;
+    const { plan, size, avoided, segments, orphans } = rebuilt;
     return {
       name,
       output,
       generation: plan.generation,
       time: new Date(plan.time).toISOString(),
       snapshot: plan.snapshot.key,
-      segments: plan.segments.length,
+      segments,
       size,
+      orphans,
       ...(avoided.length ? { damaged: avoided.map((e) => e.message) } : {}),
     };
   } finally {
@@ -107,15 +114,16 @@ export async function restoreCommand(
 async function readBackup(
   store: Store,
   name: string,
-): Promise<{ catalog: DatabaseCatalog; hint: StateHint | null } | null> {
+  target?: number,
+): Promise<{ catalog: DatabaseHistory; hint: StateHint | null } | null> {
   const reading = await readStateHint(store, name);
   if (reading.damage) {
     log.warn(
       `${store.url}/${reading.key}: ${reading.damage.message}; ignoring this hint (restore does not need it)`,
     );
   }
-  const [catalog] = await readCatalog(store, name);
-  if (catalog) return { catalog, hint: reading.hint };
+  const catalog = await readHistory(store, name, target);
+  if (catalog?.generations.length) return { catalog, hint: reading.hint };
   if (reading.hint) throw new DamageError(missingEverything(name, reading.hint.generation), store.url);
   return null;
 }
@@ -124,6 +132,10 @@ async function readBackup(
 interface Rebuilt {
   plan: RestorePlan;
   size: number;
+  /** Segments applied after the snapshot. */
+  segments: number;
+  /** Duplicate segments passed over (not on the chain). */
+  orphans: string[];
   avoided: DamageError[];
 }
 
@@ -141,19 +153,18 @@ async function rebuildFirstIntact(
   const avoided: DamageError[] = choice.damage ? [new DamageError(choice.damage, store.url)] : [];
   const damagedKeys = new Set<string>();
   for (const plan of [...choice.plans, ...choice.fallbacks]) {
-    if ([plan.snapshot, ...plan.segments].some((o) => damagedKeys.has(o.key))) continue;
+    // A plan is skipped when its snapshot is known damaged; a damaged segment shows again when read.
+    if (damagedKeys.has(plan.snapshot.key)) continue;
     if (avoided.length) log.warn(`${avoided.at(-1)!.message}; trying ${describePlan(plan)} instead`);
-    log.info(
-      `restoring "${plan.name}" ${describePlan(plan)} and ${plan.segments.length} segment(s)`,
-    );
+    log.info(`restoring "${plan.name}" from ${describePlan(plan)}`);
     let reading = plan.snapshot.key;
     try {
       await file.truncate(0);
-      const size = await rebuild(store, plan, file, hint, (key) => reading = key);
+      const result = await rebuild(store, plan, file, hint, (key) => reading = key);
       if (avoided.length) {
         log.warn(`restored "${plan.name}" from ${describePlan(plan)} instead, because ${avoided[0].message}`);
       }
-      return { plan, size, avoided };
+      return { plan, ...result, avoided };
     } catch (e) {
       if (!(e instanceof DamageError)) throw e;
       avoided.push(e);
@@ -176,9 +187,10 @@ function withOlderState(damage: DamageError | undefined, choice: RestoreChoice, 
 }
 
 /**
- * Replays `plan` into `file` (every object verified), checks it against state.json's record of the
- * generation's end, sizes the file and fsyncs it. `onObject` hears the key of each object as it
- * is read. Returns the database size.
+ * Replays `plan` into `file`: its snapshot, then its segments streamed from the listing, fetched
+ * ahead in parallel and applied in chain order (duplicates resolved), every object verified. Checks
+ * the end against state.json's record of the generation, sizes the file and fsyncs it. `onObject`
+ * hears the key of each object as it is read.
  */
 async function rebuild(
   store: Store,
@@ -186,19 +198,49 @@ async function rebuild(
   file: Deno.FsFile,
   hint: StateHint | null,
   onObject: (key: string) => void,
-): Promise<number> {
+): Promise<{ size: number; segments: number; orphans: string[] }> {
   const writer = fileWriter(file);
-  let state = await replaySnapshot(store, plan.snapshot, writer);
-  for (const segment of plan.segments) {
-    onObject(segment.key);
-    state = await replaySegment(store, segment, state, writer);
+  let state: ReplayState = await replaySnapshot(store, plan.snapshot, writer);
+  const listed = segmentsOf(store, plan.name, plan.generation, plan.snapshot.time, plan.upTo);
+  const fetched = prefetch(store, listed);
+  let segments = 0;
+  const orphans: string[] = [];
+  for await (const { item, orphan } of chainOrder(withMeta(fetched), state)) {
+    if (orphan) {
+      item.release();
+      orphans.push(item.object.key);
+      log.warn(
+        `${store.url}/${item.object.key}: a duplicate of segment #${orphan.index} that is not on the chain; ` +
+          "skipped (an orphan, not damage)",
+      );
+      continue;
+    }
+    onObject(item.object.key);
+    state = await replaySegment(store, item.object as SegmentObject, state, writer, item.open);
+    segments++;
   }
   const tail = plan.atEnd ? hintedTail(plan.name, plan.generation, state.nextIndex, hint) : null;
   if (tail) throw new DamageError(tail, store.url);
   const size = state.pageCount * state.pageSize;
   await file.truncate(size);
   await file.sync();
-  return size;
+  return { size, segments, orphans };
+}
+
+/** Decodes the metadata of prefetched segments for chain ordering (unreadable: null, judged when applied). */
+async function* withMeta(items: AsyncIterable<Prefetched>) {
+  for await (const item of items) {
+    let meta: SegmentMeta | null = null;
+    try {
+      meta = item.info ? decodeSegmentMeta(item.info.metadata) : null;
+    } catch { /* reported by replaySegment */ }
+    yield { ...item, meta, open: () => item.open().catch(notFoundAsNull) };
+  }
+}
+
+function notFoundAsNull(e: unknown): null {
+  if (e instanceof WalsyncError && e.exitCode === ExitCode.NotFound) return null;
+  throw e;
 }
 
 /** Runs `PRAGMA integrity_check` on the rebuilt file, opened immutable so nothing is written to it. */

@@ -13,7 +13,7 @@ import { ExitCode, WalsyncError } from "../errors.ts";
 import { newSha256 } from "../hash.ts";
 import type { BackupObject } from "../layout.ts";
 import { decodeSegmentMeta, decodeSnapshotMeta, type SegmentMeta, type SnapshotMeta } from "../metadata.ts";
-import type { ObjectInfo, Store } from "../storage/store.ts";
+import type { ObjectData, ObjectInfo, Store } from "../storage/store.ts";
 import {
   encodeWalHeader,
   parseWalHeader,
@@ -67,6 +67,21 @@ interface Opened<K extends BackupObject["kind"]> {
   body: ReadableStream<Uint8Array> | null;
 }
 
+/**
+ * A download already under way (or already in memory, see src/log/prefetch.ts): GET's answer, or
+ * null when the object no longer exists.
+ */
+export type Fetch = () => Promise<ObjectData | null>;
+
+/**
+ * The content of an object, from its body as stored. THE DECODE POINT: every byte of a snapshot or
+ * segment passes here on its way from the store to the checks and the output; a decoding step
+ * (decompression, decryption) belongs here, between the raw stream and the content checks.
+ */
+function contentChunks(body: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
+  return reusedChunks(body);
+}
+
 /** Throws a {@link DamageError} about `object`. */
 function fail(
   store: Store,
@@ -109,8 +124,9 @@ async function openObject<K extends BackupObject["kind"]>(
   store: Store,
   object: BackupObject & { kind: K },
   withBody: boolean,
+  fetched?: Fetch,
 ): Promise<Opened<K>> {
-  const info = await fetchInfo(store, object, withBody);
+  const info = await fetchInfo(store, object, withBody, fetched);
   const body = "body" in info ? (info.body as ReadableStream<Uint8Array>) : null;
   try {
     const decode = object.kind === "snapshot" ? decodeSnapshotMeta : decodeSegmentMeta;
@@ -151,9 +167,18 @@ async function releasingOnError<T>(
 }
 
 /** GET or HEAD of a listed object; an object gone since the listing is damage ("missing"). */
-async function fetchInfo(store: Store, object: BackupObject, withBody: boolean): Promise<ObjectInfo> {
+async function fetchInfo(
+  store: Store,
+  object: BackupObject,
+  withBody: boolean,
+  fetched?: Fetch,
+): Promise<ObjectInfo> {
   try {
-    const info = withBody ? await store.get(object.key) : await store.head(object.key);
+    const info = fetched
+      ? await fetched()
+      : withBody
+      ? await store.get(object.key)
+      : await store.head(object.key);
     if (info) return info;
   } catch (e) {
     if (!(e instanceof WalsyncError && e.exitCode === ExitCode.NotFound)) throw e;
@@ -184,7 +209,7 @@ async function snapshotContent(
 ): Promise<void> {
   const hash = newSha256();
   let bytes = 0;
-  for await (const chunk of reusedChunks(body)) {
+  for await (const chunk of contentChunks(body)) {
     hash.update(chunk);
     await writer?.writeAt(bytes, chunk);
     bytes += chunk.byteLength;
@@ -209,7 +234,7 @@ async function segmentContent(
   const bigEndian = (meta.magic & 1) === 1;
   const hash = newSha256();
   const hashed = async function* () {
-    for await (const chunk of reusedChunks(body)) {
+    for await (const chunk of contentChunks(body)) {
       hash.update(chunk);
       yield chunk;
     }
@@ -355,8 +380,9 @@ export async function replaySegment(
   object: SegmentObject,
   state: ReplayState,
   writer?: PageWriter,
+  fetched?: Fetch,
 ): Promise<ReplayState> {
-  const opened = await openObject(store, object, true);
+  const opened = await openObject(store, object, true, fetched);
   const { meta } = opened;
   await releasingOnError(opened.body, async () => {
     checkStored(store, object, opened);

@@ -140,26 +140,46 @@ export class FileStore implements Store {
     return { key, size, metadata, etag: (await this.#etag(path)) ?? undefined };
   }
 
-  async *list(prefix: string): AsyncIterable<ListedObject> {
-    const all: ListedObject[] = [];
-    await this.#walk("", all);
-    all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    for (const entry of all) if (entry.key.startsWith(prefix)) yield entry;
+  /**
+   * Walks only the directory that holds `prefix` (not the whole tree), one directory at a time in key
+   * order, skipping whole subdirectories before `startAfter`. Holds the names of one directory.
+   */
+  async *list(prefix: string, startAfter = ""): AsyncIterable<ListedObject> {
+    const slash = prefix.lastIndexOf("/");
+    yield* this.#walk(slash < 0 ? "" : prefix.slice(0, slash), prefix, startAfter);
   }
 
-  async #walk(relative: string, out: ListedObject[]): Promise<void> {
+  async *#walk(relative: string, prefix: string, startAfter: string): AsyncGenerator<ListedObject> {
     let entries: Deno.DirEntry[];
     try {
-      entries = await Array.fromAsync(Deno.readDir(join(this.dir, relative)));
+      entries = await Array.fromAsync(Deno.readDir(relative ? join(this.dir, relative) : this.dir));
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return;
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return;
       throw e;
     }
-    for (const entry of entries) {
-      const key = relative ? `${relative}/${entry.name}` : entry.name;
-      if (entry.isDirectory) await this.#walk(key, out);
-      else if (entry.isFile && !entry.name.endsWith(META_SUFFIX) && !entry.name.includes(TEMP_MARK)) {
-        out.push({ key, size: (await Deno.stat(join(this.dir, key))).size });
+    // A directory's keys all start with "<name>/": sorting it as that string keeps key order.
+    const named = entries.filter((e) =>
+      e.isDirectory || (e.isFile && !e.name.endsWith(META_SUFFIX) &&
+        !e.name.includes(TEMP_MARK))
+    )
+      .map((e) => ({
+        key: (relative ? `${relative}/` : "") + e.name + (e.isDirectory ? "/" : ""),
+        dir: e.isDirectory,
+      }));
+    entries.length = 0;
+    named.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const { key, dir } of named) {
+      if (!key.startsWith(prefix) && !prefix.startsWith(key)) continue;
+      if (dir) {
+        // Skip a subtree that lies wholly at or before startAfter.
+        if (key <= startAfter && !startAfter.startsWith(key)) continue;
+        yield* this.#walk(key.slice(0, -1), prefix, startAfter);
+      } else if (key > startAfter && key.startsWith(prefix)) {
+        try {
+          yield { key, size: (await Deno.stat(join(this.dir, key))).size };
+        } catch (e) {
+          if (!(e instanceof Deno.errors.NotFound)) throw e; // deleted since the directory was read
+        }
       }
     }
   }

@@ -1,0 +1,133 @@
+/**
+ * Fetching ahead: while one object is applied, the next ones are already on their way (up to
+ * `window` requests in flight), and come out in order. Memory stays bounded: a small object (at
+ * most `smallBytes`, as listed) is downloaded whole into memory; a large one only has its metadata
+ * read ahead (HEAD), and is downloaded as a stream when its turn comes, so that no idle download
+ * waits behind a long one (docs/design.md, "Restore").
+ * @module
+ */
+import { ExitCode, WalsyncError } from "../errors.ts";
+import type { BackupObject } from "../layout.ts";
+import type { ObjectData, ObjectInfo, Store } from "../storage/store.ts";
+
+/** How far ahead to fetch. */
+export interface PrefetchOptions {
+  /** Objects in flight or waiting, at most (default 16). */
+  window?: number;
+  /** Objects up to this size are downloaded whole ahead of time (default 1 MiB). */
+  smallBytes?: number;
+}
+
+/** An object fetched ahead: what a HEAD says, and a way to get its content. */
+export interface Prefetched {
+  object: BackupObject;
+  /** Its metadata and stored size; null when it no longer exists. */
+  info: ObjectInfo | null;
+  /** Its content as {@link Store.get} would return it (downloaded now if it was not yet). */
+  open(): Promise<ObjectData>;
+  /** Drops a downloaded body that will not be used. */
+  release(): void;
+}
+
+/** A whole object held in memory, served as a stream. */
+function inMemory(info: ObjectInfo, bytes: Uint8Array): ObjectData {
+  return {
+    ...info,
+    body: new ReadableStream({
+      start(controller) {
+        controller.enqueue(bytes);
+        controller.close();
+      },
+    }),
+  };
+}
+
+async function readAll(body: ReadableStream<Uint8Array>, size: number): Promise<Uint8Array> {
+  const out = new Uint8Array(Number.isFinite(size) ? size : 0);
+  const chunks: Uint8Array[] = [];
+  let filled = 0;
+  for await (const chunk of body) {
+    if (filled + chunk.byteLength <= out.byteLength) out.set(chunk, filled);
+    else chunks.push(chunk.slice());
+    filled += chunk.byteLength;
+  }
+  if (chunks.length === 0 && filled === out.byteLength) return out;
+  // The server sent another size than it announced: keep exactly what came, for the checks to judge.
+  const all = new Uint8Array(filled);
+  all.set(out.subarray(0, Math.min(filled, out.byteLength)));
+  let at = Math.min(filled, out.byteLength);
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return all;
+}
+
+function isNotFound(e: unknown): boolean {
+  return e instanceof WalsyncError && e.exitCode === ExitCode.NotFound;
+}
+
+/** Starts fetching one object: a small one whole (GET), a large one's metadata (HEAD). */
+async function fetchOne(store: Store, object: BackupObject, smallBytes: number): Promise<Prefetched> {
+  if (object.size <= smallBytes) {
+    let data: ObjectData | null = null;
+    try {
+      data = await store.get(object.key);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    if (!data) return { object, info: null, open: () => store.get(object.key), release() {} };
+    const { body, ...info } = data;
+    let bytes: Uint8Array | null = await readAll(body, data.size);
+    return {
+      object,
+      info,
+      open: () => Promise.resolve(bytes ? inMemory(info, bytes) : store.get(object.key)),
+      release() {
+        bytes = null;
+      },
+    };
+  }
+  const info = await store.head(object.key);
+  return { object, info, open: () => store.get(object.key), release() {} };
+}
+
+/**
+ * Yields `objects` fetched ahead, in their order. A failure to fetch (other than a missing object,
+ * which comes out with `info: null`) is thrown when its turn comes.
+ */
+export async function* prefetch(
+  store: Store,
+  objects: AsyncIterable<BackupObject>,
+  options: PrefetchOptions = {},
+): AsyncGenerator<Prefetched> {
+  const window = options.window ?? 16;
+  const smallBytes = options.smallBytes ?? 1024 * 1024;
+  const queue: Promise<Prefetched>[] = [];
+  const iterator = objects[Symbol.asyncIterator]();
+  let exhausted = false;
+  const fill = async () => {
+    while (!exhausted && queue.length < window) {
+      const next = await iterator.next();
+      if (next.done) {
+        exhausted = true;
+        return;
+      }
+      const fetching = fetchOne(store, next.value, smallBytes);
+      fetching.catch(() => {}); // observed when its turn comes
+      queue.push(fetching);
+    }
+  };
+  try {
+    await fill();
+    while (queue.length) {
+      const item = await queue.shift()!;
+      await fill();
+      yield item;
+    }
+  } finally {
+    // Stopped early: drop what was fetched ahead.
+    for (const pending of queue) pending.then((p) => p.release(), () => {});
+    await iterator.return?.();
+  }
+}
