@@ -238,3 +238,28 @@ for (const label of ["s3", "file"] as const) {
     }
   });
 }
+
+for (const label of ["s3", "file"] as const) {
+  Deno.test(`[${label}] verify: a database with nothing restorable (only lease.json, after a crash) is not OK`, async () => {
+    const backend = await freshBackend(label);
+    const dir = await tempDir();
+    const db = `${dir}/crashed.db`;
+    await writer("fill", db, "20");
+    const watch = await startWatch([db, "-b", backend.url], backend.env);
+    await watch.stop("SIGKILL"); // the lease stays, as after a crash
+    const keys = (await listKeys(backend)).filter((k) => !k.endsWith(".meta.json"));
+    for (const key of keys) if (key !== "crashed/lease.json") await deleteObject(backend, key);
+    assert.deepEqual((await listKeys(backend)).filter((k) => !k.endsWith(".meta.json")), [
+      "crashed/lease.json",
+    ]);
+    const all = await walsync(["verify", "-b", backend.url, "--json"], { env: backend.env });
+    assert.equal(all.code, 4, all.stdout + all.stderr);
+    const [report] = JSON.parse(all.stdout).databases;
+    assert.equal(report.ok, false);
+    assert.match(report.damaged[0].message, /nothing can be restored/);
+    const named = await walsync(["verify", "crashed", "-b", backend.url], { env: backend.env });
+    assert.equal(named.code, 3, named.stderr);
+    assert.match(named.stderr, /nothing restorable of "crashed"/);
+    assert.doesNotMatch(named.stderr, /\n\s+at /, "no stack trace");
+  });
+}

@@ -131,3 +131,22 @@ export async function* prefetch(
     await iterator.return?.();
   }
 }
+
+/**
+ * Runs `fn` over `items` with up to `limit` calls in flight, yielding the results in the order of
+ * `items` (a bounded window: never more than `limit` results wait).
+ */
+export async function* mapOrdered<T, R>(
+  items: AsyncIterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): AsyncGenerator<R> {
+  const queue: Promise<R>[] = [];
+  for await (const item of items) {
+    const running = fn(item);
+    running.catch(() => {}); // observed in turn
+    queue.push(running);
+    if (queue.length >= limit) yield await queue.shift()!;
+  }
+  while (queue.length) yield await queue.shift()!;
+}
