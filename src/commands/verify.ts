@@ -22,7 +22,7 @@ import { checkLease } from "../restore/lease_check.ts";
 import { leaseKey } from "../watch/lease.ts";
 import type { ListedObject, Store } from "../storage/store.ts";
 import * as log from "../log.ts";
-import { type Inspection, inspectObject } from "../restore/apply.ts";
+import { inspectObject } from "../restore/apply.ts";
 import { analyzeChain, type ChainReport, type TimeRange } from "../restore/chain.ts";
 import {
   type Damage,
