@@ -32,7 +32,7 @@ function writeObject(dir: string, key: string, bytes: Uint8Array, metadata: Reco
 }
 
 /** Builds the store: one snapshot, then `n` one-frame segments, each rewriting page 1 as it is. */
-function generate(dir: string, n: number, t0: number): { middle: number } {
+export function generate(dir: string, n: number, t0: number): { middle: number } {
   const tmp = Deno.makeTempDirSync();
   const dbPath = `${tmp}/h.db`;
   const db = new DatabaseSync(dbPath);

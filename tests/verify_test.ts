@@ -5,6 +5,9 @@
  * damage_test.ts.)
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { openStore } from "../src/storage/open.ts";
+import { bytesSource } from "../src/storage/source.ts";
 import {
   damageObject,
   deleteObject,
@@ -261,5 +264,38 @@ for (const label of ["s3", "file"] as const) {
     assert.equal(named.code, 3, named.stderr);
     assert.match(named.stderr, /nothing restorable of "crashed"/);
     assert.doesNotMatch(named.stderr, /\n\s+at /, "no stack trace");
+  });
+}
+
+for (const label of ["s3", "file"] as const) {
+  Deno.test(`[${label}] verify: a forged mid-generation snapshot (valid SQLite, same size, matching sha256) is damage`, async () => {
+    const f = await makeWatchedBackup(label);
+    const store = openStore(f.backend.url, { env: (n) => f.backend.env[n] ?? Deno.env.get(n) });
+    const target = f.snapshots[1]; // taken by watch in the middle of generation 1
+    const original = await store.get(target);
+    const image = new Uint8Array(await new Response(original.body).arrayBuffer());
+    const forged = `${f.dir}/forged.db`;
+    await Deno.writeFile(forged, image);
+    // Another state of the same database: one row's value changed in place, page count unchanged.
+    await sh("python3", [
+      "-c",
+      "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); " +
+      "d.execute('UPDATE t SET v = zeroblob(length(v)) WHERE id = (SELECT min(id) FROM t)'); d.commit(); d.close()",
+      forged,
+    ]);
+    const bytes = await Deno.readFile(forged);
+    assert.equal(bytes.byteLength, image.byteLength, "same page count");
+    assert.equal((await sqlite3(forged, "PRAGMA integrity_check")).trim(), "ok");
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    assert.notEqual(sha256, original.metadata.sha256);
+    await store.put(target, bytesSource(bytes), { ...original.metadata, sha256 });
+
+    const quick = await walsync(["verify", "-b", f.backend.url, "--quick"], { env: f.backend.env });
+    assert.equal(quick.code, 0, "metadata alone cannot tell");
+    const full = await walsync(["verify", "-b", f.backend.url, "--json"], { env: f.backend.env });
+    assert.equal(full.code, 4, full.stdout + full.stderr);
+    const damaged = JSON.parse(full.stdout).databases.flatMap((d: { damaged: unknown[] }) => d.damaged);
+    assert.deepEqual(damaged.map((d: { key: string }) => d.key), [target]);
+    assert.match(damaged[0].message, /not the database at its position/);
   });
 }

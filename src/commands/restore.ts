@@ -5,14 +5,13 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { resolve } from "node:path";
-import { corruptError, ExitCode, notFoundError, WalsyncError } from "../errors.ts";
-import { decodeSegmentMeta, type SegmentMeta } from "../metadata.ts";
+import { corruptError, notFoundError } from "../errors.ts";
 import type { SegmentObject } from "../restore/apply.ts";
 import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
 import { fileWriter, replaySegment, replaySnapshot, type ReplayState } from "../restore/apply.ts";
 import { type DatabaseHistory, readHistory, segmentsOf } from "../log/history.ts";
-import { prefetch, type Prefetched } from "../log/prefetch.ts";
+import { prefetch, withMeta } from "../log/prefetch.ts";
 import { chainOrder } from "../log/duplicates.ts";
 import { DamageError, missingEverything } from "../restore/damage.ts";
 import { chooseRestore, describePlan, type RestoreChoice, type RestorePlan } from "../restore/plan.ts";
@@ -225,22 +224,6 @@ async function rebuild(
   await file.truncate(size);
   await file.sync();
   return { size, segments, orphans };
-}
-
-/** Decodes the metadata of prefetched segments for chain ordering (unreadable: null, judged when applied). */
-async function* withMeta(items: AsyncIterable<Prefetched>) {
-  for await (const item of items) {
-    let meta: SegmentMeta | null = null;
-    try {
-      meta = item.info ? decodeSegmentMeta(item.info.metadata) : null;
-    } catch { /* reported by replaySegment */ }
-    yield { ...item, meta, open: () => item.open().catch(notFoundAsNull) };
-  }
-}
-
-function notFoundAsNull(e: unknown): null {
-  if (e instanceof WalsyncError && e.exitCode === ExitCode.NotFound) return null;
-  throw e;
 }
 
 /** Runs `PRAGMA integrity_check` on the rebuilt file, opened immutable so nothing is written to it. */

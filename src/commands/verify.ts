@@ -23,6 +23,7 @@ import { leaseKey } from "../watch/lease.ts";
 import type { ListedObject, Store } from "../storage/store.ts";
 import * as log from "../log.ts";
 import { inspectObject } from "../restore/apply.ts";
+import { proveSnapshots } from "../restore/prove.ts";
 import { analyzeChain, type ChainReport, type TimeRange } from "../restore/chain.ts";
 import {
   type Damage,
@@ -160,8 +161,12 @@ async function verifyDatabase(
   const lease = db.others.some((o) => o.key === leaseKey(db.name))
     ? await checkLease(store, leaseKey(db.name), quick)
     : null;
+  // A full verify also proves each mid-generation snapshot against a replay of the chain before it.
+  const proofs: Damage[] = [];
+  if (!quick) { for (const g of db.generations) proofs.push(...await proveSnapshots(store, db.name, g)); }
   const damaged = [
     ...chains.flatMap((chain, i) => chainDamage(db, db.generations[i], chain, hint)),
+    ...proofs,
     ...stateDamage(db, hint),
     ...generationGaps(db, hint),
     ...(lease ? [lease] : []),

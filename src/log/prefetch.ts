@@ -8,6 +8,7 @@
  */
 import { ExitCode, WalsyncError } from "../errors.ts";
 import type { BackupObject } from "../layout.ts";
+import { decodeSegmentMeta, decodeSnapshotMeta, type SegmentMeta, type SnapshotMeta } from "../metadata.ts";
 import type { ObjectData, ObjectInfo, Store } from "../storage/store.ts";
 
 /** How far ahead to fetch. */
@@ -149,4 +150,35 @@ export async function* mapOrdered<T, R>(
     if (queue.length >= limit) yield await queue.shift()!;
   }
   while (queue.length) yield await queue.shift()!;
+}
+
+/** A prefetched object with its walsync metadata decoded, ready for chain ordering. */
+export interface PrefetchedItem extends Omit<Prefetched, "open"> {
+  /** Null when missing or unreadable: the checks that read the object report why. */
+  meta: SnapshotMeta | SegmentMeta | null;
+  /** Like {@link Prefetched.open}, but a missing object gives null (judged as damage by the reader). */
+  open(): Promise<ObjectData | null>;
+}
+
+/** Decodes the metadata of prefetched objects for {@link chainOrder}-style ordering. */
+export async function* withMeta(items: AsyncIterable<Prefetched>): AsyncGenerator<PrefetchedItem> {
+  for await (const item of items) {
+    let meta: SnapshotMeta | SegmentMeta | null = null;
+    try {
+      if (item.info) {
+        meta = item.object.kind === "snapshot"
+          ? decodeSnapshotMeta(item.info.metadata)
+          : decodeSegmentMeta(item.info.metadata);
+      }
+    } catch { /* reported when the object is read */ }
+    yield {
+      ...item,
+      meta,
+      open: () =>
+        item.open().catch((e) => {
+          if (isNotFound(e)) return null;
+          throw e;
+        }),
+    };
+  }
 }

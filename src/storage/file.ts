@@ -6,6 +6,7 @@
  */
 import { dirname, join } from "node:path";
 import { notFoundError, storageError, WalsyncError } from "../errors.ts";
+import { directoryNames, sortedFiles } from "./file_list.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
@@ -141,47 +142,38 @@ export class FileStore implements Store {
   }
 
   /**
-   * Walks only the directory that holds `prefix` (not the whole tree), one directory at a time in key
-   * order, skipping whole subdirectories before `startAfter`. Holds the names of one directory.
+   * Walks only the directory that holds `prefix` (not the whole tree), in key order, skipping whole
+   * subdirectories before `startAfter`; large directories are read in pages (src/storage/file_list.ts).
    */
   async *list(prefix: string, startAfter = ""): AsyncIterable<ListedObject> {
     const slash = prefix.lastIndexOf("/");
-    yield* this.#walk(slash < 0 ? "" : prefix.slice(0, slash), prefix, startAfter);
+    yield* this.#walk(slash < 0 ? "" : prefix.slice(0, slash + 1), prefix, startAfter);
   }
 
-  async *#walk(relative: string, prefix: string, startAfter: string): AsyncGenerator<ListedObject> {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(relative ? join(this.dir, relative) : this.dir));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return;
-      throw e;
-    }
-    // A directory's keys all start with "<name>/": sorting it as that string keeps key order.
-    const named = entries.filter((e) =>
-      e.isDirectory || (e.isFile && !e.name.endsWith(META_SUFFIX) &&
-        !e.name.includes(TEMP_MARK))
-    )
-      .map((e) => ({
-        key: (relative ? `${relative}/` : "") + e.name + (e.isDirectory ? "/" : ""),
-        dir: e.isDirectory,
-      }));
-    entries.length = 0;
-    named.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    for (const { key, dir } of named) {
-      if (!key.startsWith(prefix) && !prefix.startsWith(key)) continue;
-      if (dir) {
-        // Skip a subtree that lies wholly at or before startAfter.
-        if (key <= startAfter && !startAfter.startsWith(key)) continue;
-        yield* this.#walk(key.slice(0, -1), prefix, startAfter);
-      } else if (key > startAfter && key.startsWith(prefix)) {
-        try {
-          yield { key, size: (await Deno.stat(join(this.dir, key))).size };
-        } catch (e) {
-          if (!(e instanceof Deno.errors.NotFound)) throw e; // deleted since the directory was read
-        }
+  /** Lists directory `base` ("" or ending in "/"): its files and subdirectories merged in key order. */
+  async *#walk(base: string, prefix: string, startAfter: string): AsyncGenerator<ListedObject> {
+    const path = base ? join(this.dir, base) : this.dir;
+    // Keys under `base` compare with startAfter by what follows `base`.
+    const after = startAfter.startsWith(base) ? startAfter.slice(base.length) : startAfter < base ? "" : null;
+    if (after === null) return; // the whole directory is at or before startAfter
+    const namePrefix = prefix.startsWith(base) ? prefix.slice(base.length) : "";
+    const dirs = (await directoryNames(path)).map((d) => d + "/").sort()
+      .filter((d) =>
+        (d > after || after.startsWith(d)) && (d.startsWith(namePrefix) || namePrefix.startsWith(d))
+      );
+    const keep = (name: string) =>
+      name.startsWith(namePrefix) && !name.endsWith(META_SUFFIX) && !name.includes(TEMP_MARK);
+    let d = 0;
+    for await (const name of sortedFiles(path, after, keep, [`*${META_SUFFIX}`, `*${TEMP_MARK}*`])) {
+      while (d < dirs.length && dirs[d] < name) yield* this.#walk(base + dirs[d++], prefix, startAfter);
+      const key = base + name;
+      try {
+        yield { key, size: Deno.statSync(join(this.dir, key)).size };
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e; // deleted since the directory was read
       }
     }
+    while (d < dirs.length) yield* this.#walk(base + dirs[d++], prefix, startAfter);
   }
 
   async delete(key: string): Promise<void> {
