@@ -179,3 +179,12 @@ export function missingGenerations(db: DatabaseHistory, upTo = 0): [number, numb
   }
   return runs;
 }
+
+/**
+ * The latest time of any object of the database (for keeping object times strictly increasing), from
+ * its history: what `watch` and `snapshot` need at start, without listing every key into memory.
+ */
+export function latestTimeOf(db: DatabaseHistory | null): number | undefined {
+  const times = (db?.generations ?? []).map(lastTime).filter((t) => t > 0);
+  return times.length ? Math.max(...times) : undefined;
+}
