@@ -142,3 +142,39 @@ Deno.test("[file] the restored file keeps the replaced file's permissions, or ge
   assert.equal((await writer("check", shared)).trim(), "ok 20");
   await cleanup(backend, dir);
 });
+
+/** Root can mount a tiny tmpfs to fill up (the test machines run as root); others skip the test. */
+const isRoot =
+  new TextDecoder().decode(new Deno.Command("id", { args: ["-u"] }).outputSync().stdout).trim() === "0";
+
+Deno.test({
+  name: "[file] a full disk during restore: one-line error naming the file, exit 1, nothing left behind",
+  ignore: !isRoot,
+  fn: async () => {
+    const backend = await freshBackend("file");
+    const dir = await tempDir();
+    const source = `${dir}/big.db`;
+    await writer("fill", source, "400"); // ~300 KB: more than the 64 KB file system below
+    assert.equal((await walsync(["snapshot", source, "-b", backend.url], { env: backend.env })).code, 0);
+    const small = `${dir}/small`;
+    await Deno.mkdir(small);
+    const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", small] })
+      .output();
+    assert.equal(mount.code, 0, new TextDecoder().decode(mount.stderr));
+    try {
+      const r = await walsync(["restore", "big", "-o", `${small}/out.db`, "-b", backend.url], {
+        env: backend.env,
+      });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        /ERROR cannot write .*small\/\.out\.db\.walsync-restore-\w+: No space left on device/,
+      );
+      assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+      assert.deepEqual([...Deno.readDirSync(small)], [], "nothing left behind");
+    } finally {
+      await new Deno.Command("umount", { args: [small] }).output();
+    }
+    await cleanup(backend, dir);
+  },
+});

@@ -5,7 +5,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { resolve } from "node:path";
-import { corruptError, notFoundError } from "../errors.ts";
+import { corruptError, ExitCode, notFoundError, WalsyncError } from "../errors.ts";
 import type { SegmentObject } from "../restore/apply.ts";
 import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
@@ -76,17 +76,17 @@ export async function restoreCommand(
   const { catalog, hint } = backup;
   const choice = chooseRestore(catalog, options.pointInTime, hint);
 
-  const temp = await createTemp(output, existing.mode);
+  const temp = await localFiles(output, () => createTemp(output, existing.mode));
   const unregister = onInterrupt(temp.remove);
   try {
     let rebuilt: Rebuilt;
     try {
-      rebuilt = await rebuildFirstIntact(store, choice, temp.file, hint);
+      rebuilt = await localFiles(temp.path, () => rebuildFirstIntact(store, choice, temp.file, hint));
     } finally {
       temp.file.close();
     }
     checkIntegrity(temp.path);
-    await moveIntoPlace(temp.path, output, options.force ?? false);
+    await localFiles(output, () => moveIntoPlace(temp.path, output, options.force ?? false));
     const { plan, size, avoided, segments, orphans } = rebuilt;
     return {
       name,
@@ -102,6 +102,22 @@ export async function restoreCommand(
   } finally {
     temp.remove();
     unregister();
+  }
+}
+
+/**
+ * Runs `fn`, turning a failure of the local file system (permission denied, disk full, read-only) into
+ * a one-line error naming `path` (exit code 1); walsync's own errors pass through.
+ */
+async function localFiles<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof WalsyncError || !(e instanceof Error)) throw e;
+    const osError = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable ||
+      /\(os error \d+\)/.test(e.message);
+    if (!osError) throw e;
+    throw new WalsyncError(`cannot write ${path}: ${e.message}`, ExitCode.Failure, { cause: e });
   }
 }
 
