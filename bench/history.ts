@@ -31,8 +31,11 @@ function writeObject(dir: string, key: string, bytes: Uint8Array, metadata: Reco
   );
 }
 
-/** Builds the store: one snapshot, then `n` one-frame segments, each rewriting page 1 as it is. */
-export function generate(dir: string, n: number, t0: number): { middle: number } {
+/**
+ * Builds the store: one snapshot, then `n` one-frame segments, each rewriting page 1 as it is; with
+ * `snapshotAfter`, a second snapshot after that many segments (the same image, at that WAL position).
+ */
+export function generate(dir: string, n: number, t0: number, snapshotAfter?: number): { middle: number } {
   const tmp = Deno.makeTempDirSync();
   const dbPath = `${tmp}/h.db`;
   const db = new DatabaseSync(dbPath);
@@ -74,9 +77,14 @@ export function generate(dir: string, n: number, t0: number): { middle: number }
     checksum = walChecksum(frame.subarray(WAL_FRAME_HEADER_SIZE), false, checksum);
     view.setUint32(16, checksum[0]);
     view.setUint32(20, checksum[1]);
+    if (snapshotAfter === i) {
+      const position = { salt1: header.salt1, salt2: header.salt2, frame: i, checksum: before };
+      const meta = encodeSnapshotMeta({ pageSize: PAGE, pageCount, position, segmentsBefore: i });
+      writeObject(dir, snapshotKey(NAME, 1, t0 + 9 + 2 * i), image, meta);
+    }
     writeObject(
       dir,
-      segmentKey(NAME, 1, t0 + 1 + i),
+      segmentKey(NAME, 1, t0 + 10 + 2 * i),
       frame,
       encodeSegmentMeta({
         index: i,
@@ -92,7 +100,7 @@ export function generate(dir: string, n: number, t0: number): { middle: number }
   // The state hint watch keeps (verify expects one beside WAL segments).
   const hint = new TextEncoder().encode(JSON.stringify({ generation: 1, nextSegmentIndex: n }));
   writeObject(dir, `${NAME}/state.json`, hint, {});
-  return { middle: t0 + 1 + Math.floor(n / 2) };
+  return { middle: t0 + 10 + 2 * Math.floor(n / 2) };
 }
 
 /** Runs walsync under /usr/bin/time: seconds and peak RSS (MB). */

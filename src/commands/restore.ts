@@ -10,7 +10,8 @@ import type { SegmentObject } from "../restore/apply.ts";
 import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
 import { fileWriter, replaySegment, replaySnapshot, type ReplayState } from "../restore/apply.ts";
-import { type DatabaseHistory, readHistory, segmentsOf } from "../log/history.ts";
+import { type DatabaseHistory, segmentsOf } from "../log/history.ts";
+import { readRestoreHistory } from "../log/restore_history.ts";
 import { prefetch, withMeta } from "../log/prefetch.ts";
 import { chainOrder } from "../log/duplicates.ts";
 import { DamageError, missingEverything } from "../restore/damage.ts";
@@ -137,7 +138,7 @@ async function readBackup(
       `${store.url}/${reading.key}: ${reading.damage.message}; ignoring this hint (restore does not need it)`,
     );
   }
-  const catalog = await readHistory(store, name, target);
+  const catalog = await readRestoreHistory(store, name, target);
   if (catalog?.generations.length) return { catalog, hint: reading.hint };
   if (reading.hint) throw new DamageError(missingEverything(name, reading.hint.generation), store.url);
   return null;
