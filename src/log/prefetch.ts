@@ -43,25 +43,39 @@ function inMemory(info: ObjectInfo, bytes: Uint8Array): ObjectData {
   };
 }
 
+/**
+ * Reads a small body whole. Byte streams are read straight into a buffer of the announced size (a
+ * default reader would allocate a 64 KiB chunk per read: garbage that made peak memory follow the
+ * number of segments restored); anything else is collected chunk by chunk.
+ */
 async function readAll(body: ReadableStream<Uint8Array>, size: number): Promise<Uint8Array> {
-  const out = new Uint8Array(Number.isFinite(size) ? size : 0);
-  const chunks: Uint8Array[] = [];
+  let reader: ReadableStreamBYOBReader | null = null;
+  try {
+    reader = body.getReader({ mode: "byob" });
+  } catch { /* not a byte stream */ }
+  if (!reader || !Number.isFinite(size)) {
+    reader?.releaseLock();
+    return new Uint8Array(await new Response(body).arrayBuffer());
+  }
+  // One byte more than announced, to notice a body longer than its size (the checks then judge it).
+  let buffer = new Uint8Array(size + 1);
   let filled = 0;
-  for await (const chunk of body) {
-    if (filled + chunk.byteLength <= out.byteLength) out.set(chunk, filled);
-    else chunks.push(chunk.slice());
-    filled += chunk.byteLength;
+  try {
+    while (true) {
+      if (filled === buffer.byteLength) {
+        const bigger = new Uint8Array(buffer.byteLength * 2);
+        bigger.set(buffer);
+        buffer = bigger;
+      }
+      const { done, value } = await reader.read(buffer.subarray(filled));
+      if (value) buffer = new Uint8Array(value.buffer); // the read transferred the buffer; take it back
+      if (done) break;
+      filled += value!.byteLength;
+    }
+  } finally {
+    reader.releaseLock();
   }
-  if (chunks.length === 0 && filled === out.byteLength) return out;
-  // The server sent another size than it announced: keep exactly what came, for the checks to judge.
-  const all = new Uint8Array(filled);
-  all.set(out.subarray(0, Math.min(filled, out.byteLength)));
-  let at = Math.min(filled, out.byteLength);
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return all;
+  return buffer.subarray(0, filled);
 }
 
 function isNotFound(e: unknown): boolean {
