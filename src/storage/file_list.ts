@@ -34,7 +34,10 @@ async function* entryNames(dir: string, type: "f" | "d", exclude: string[] = [])
         stderr: "piped",
       }).spawn();
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      // No `find` here, or no permission to run programs: Deno's reader still works (holding the directory).
+      const unavailable = e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotCapable ||
+        e instanceof Deno.errors.PermissionDenied;
+      if (!unavailable) throw e;
       findMissing = true;
       yield* denoNames(dir, type);
       return;
