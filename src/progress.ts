@@ -163,7 +163,7 @@ function countingStore(store: Store, progress: Progress): Store {
     put: (key, body, metadata, contentMd5) =>
       store.put(key, countedSource(body, progress), metadata, contentMd5),
     head: (key) => store.head(key),
-    list: (prefix) => store.list(prefix),
+    list: (prefix, startAfter) => store.list(prefix, startAfter),
     putSmall: (key, body, metadata, condition) => store.putSmall(key, body, metadata, condition),
     delete: (key) => store.delete(key),
   };

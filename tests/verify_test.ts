@@ -5,6 +5,9 @@
  * damage_test.ts.)
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { openStore } from "../src/storage/open.ts";
+import { bytesSource } from "../src/storage/source.ts";
 import {
   damageObject,
   deleteObject,
@@ -238,5 +241,63 @@ for (const label of ["s3", "file"] as const) {
     } finally {
       await watch.stop("SIGINT");
     }
+  });
+}
+
+for (const label of ["s3", "file"] as const) {
+  Deno.test(`[${label}] verify: a database with nothing restorable (only lease.json, after a crash) is not OK`, async () => {
+    const backend = await freshBackend(label);
+    const dir = await tempDir();
+    const db = `${dir}/crashed.db`;
+    await writer("fill", db, "20");
+    const watch = await startWatch([db, "-b", backend.url], backend.env);
+    await watch.stop("SIGKILL"); // the lease stays, as after a crash
+    const keys = (await listKeys(backend)).filter((k) => !k.endsWith(".meta.json"));
+    for (const key of keys) if (key !== "crashed/lease.json") await deleteObject(backend, key);
+    assert.deepEqual((await listKeys(backend)).filter((k) => !k.endsWith(".meta.json")), [
+      "crashed/lease.json",
+    ]);
+    const all = await walsync(["verify", "-b", backend.url, "--json"], { env: backend.env });
+    assert.equal(all.code, 4, all.stdout + all.stderr);
+    const [report] = JSON.parse(all.stdout).databases;
+    assert.equal(report.ok, false);
+    assert.match(report.damaged[0].message, /nothing can be restored/);
+    const named = await walsync(["verify", "crashed", "-b", backend.url], { env: backend.env });
+    assert.equal(named.code, 3, named.stderr);
+    assert.match(named.stderr, /nothing restorable of "crashed"/);
+    assert.doesNotMatch(named.stderr, /\n\s+at /, "no stack trace");
+  });
+}
+
+for (const label of ["s3", "file"] as const) {
+  Deno.test(`[${label}] verify: a forged mid-generation snapshot (valid SQLite, same size, matching sha256) is damage`, async () => {
+    const f = await makeWatchedBackup(label);
+    const store = openStore(f.backend.url, { env: (n) => f.backend.env[n] ?? Deno.env.get(n) });
+    const target = f.snapshots[1]; // taken by watch in the middle of generation 1
+    const original = await store.get(target);
+    const image = new Uint8Array(await new Response(original.body).arrayBuffer());
+    const forged = `${f.dir}/forged.db`;
+    await Deno.writeFile(forged, image);
+    // Another state of the same database: one row's value changed in place, page count unchanged.
+    await sh("python3", [
+      "-c",
+      "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); " +
+      "d.execute('UPDATE t SET v = zeroblob(length(v)) WHERE id = (SELECT min(id) FROM t)'); d.commit(); d.close()",
+      forged,
+    ]);
+    const bytes = await Deno.readFile(forged);
+    assert.equal(bytes.byteLength, image.byteLength, "same page count");
+    assert.equal((await sqlite3(forged, "PRAGMA integrity_check")).trim(), "ok");
+    const sha256 = createHash("sha256").update(bytes).digest("hex");
+    assert.notEqual(sha256, original.metadata.sha256);
+    await store.put(target, bytesSource(bytes), { ...original.metadata, sha256 });
+
+    const quick = await walsync(["verify", "-b", f.backend.url, "--quick"], { env: f.backend.env });
+    assert.equal(quick.code, 0, "metadata alone cannot tell");
+    const full = await walsync(["verify", "-b", f.backend.url, "--json"], { env: f.backend.env });
+    assert.equal(full.code, 4, full.stdout + full.stderr);
+    const damaged = JSON.parse(full.stdout).databases.flatMap((d: { damaged: unknown[] }) => d.damaged);
+    assert.deepEqual(damaged.map((d: { key: string }) => d.key), [target]);
+    assert.match(damaged[0].message, /not the database at its position/);
   });
 }

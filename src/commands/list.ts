@@ -3,8 +3,8 @@
  * range it can be restored to.
  * @module
  */
-import { readCatalog, restorableRange } from "../catalog.ts";
 import { formatAge } from "../duration.ts";
+import { readAllHistories, restorableRange } from "../log/history.ts";
 import type { Store } from "../storage/store.ts";
 
 /** One generation in `list --json`. */
@@ -34,17 +34,21 @@ export interface ListedDatabase {
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
-/** Lists every database in `store`. */
+/**
+ * Lists every database in `store` that has snapshots or segments, from one streamed listing: per
+ * database, only its snapshots and a summary of its segments are kept, never every key.
+ */
 export async function listCommand(store: Store): Promise<ListedDatabase[]> {
-  const catalogs = await readCatalog(store);
-  return catalogs.map((db) => {
+  const databases: ListedDatabase[] = [];
+  for await (const db of readAllHistories(store, () => {})) {
+    if (db.generations.length === 0) continue;
     const generations = db.generations.map((g): ListedGeneration => {
       const range = restorableRange(g);
       return {
         generation: g.generation,
         snapshots: g.snapshots.length,
-        segments: g.segments.length,
-        bytes: [...g.snapshots, ...g.segments].reduce((n, o) => n + o.size, 0),
+        segments: g.segments?.count ?? 0,
+        bytes: g.snapshots.reduce((n, o) => n + o.size, g.segments?.bytes ?? 0),
         restorableFrom: iso(range?.from),
         restorableTo: iso(range?.to),
       };
@@ -53,7 +57,7 @@ export async function listCommand(store: Store): Promise<ListedDatabase[]> {
     const newest = withSnapshots.at(-1);
     const latest = newest?.snapshots.at(-1);
     const ranges = withSnapshots.map(restorableRange).filter((r) => r !== null);
-    return {
+    databases.push({
       name: db.name,
       latestSnapshot: latest
         ? { key: latest.key, generation: latest.generation, time: iso(latest.time)!, size: latest.size }
@@ -62,9 +66,12 @@ export async function listCommand(store: Store): Promise<ListedDatabase[]> {
       restorableFrom: iso(ranges.length ? Math.min(...ranges.map((r) => r.from)) : undefined),
       restorableTo: iso(ranges.length ? Math.max(...ranges.map((r) => r.to)) : undefined),
       generations,
-      newestAgeSeconds: newestAge(db.generations.flatMap((g) => [...g.snapshots, ...g.segments])),
-    };
-  });
+      newestAgeSeconds: newestAge(
+        db.generations.flatMap((g) => [...g.snapshots, ...(g.segments ? [g.segments.last] : [])]),
+      ),
+    });
+  }
+  return databases.sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
 function newestAge(objects: { time: number }[]): number | null {

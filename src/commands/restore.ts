@@ -4,18 +4,22 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { basename, dirname, resolve } from "node:path";
-import { type DatabaseCatalog, readCatalog } from "../catalog.ts";
-import { asUserError, corruptError, ExitCode, notFoundError, usageError, WalsyncError } from "../errors.ts";
+import { resolve } from "node:path";
+import { asUserError, corruptError, ExitCode, notFoundError, WalsyncError } from "../errors.ts";
+import type { SegmentObject } from "../restore/apply.ts";
 import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
-import { fileWriter, replaySegment, replaySnapshot } from "../restore/apply.ts";
+import { fileWriter, replaySegment, replaySnapshot, type ReplayState } from "../restore/apply.ts";
+import { type DatabaseHistory, segmentsOf } from "../log/history.ts";
+import { readRestoreHistory } from "../log/restore_history.ts";
+import { prefetch, withMeta } from "../log/prefetch.ts";
+import { chainOrder } from "../log/duplicates.ts";
 import { DamageError, missingEverything } from "../restore/damage.ts";
 import { chooseRestore, describePlan, type RestoreChoice, type RestorePlan } from "../restore/plan.ts";
 import { hintedTail, readStateHint, type StateHint } from "../restore/state_hint.ts";
 import { withProgress } from "../progress.ts";
 import { onInterrupt } from "../shutdown.ts";
-import { syncDir } from "../storage/file.ts";
+import { checkOutputDir, createTemp, inspectOutput, moveIntoPlace, outputExists } from "../restore/output.ts";
 import type { Store } from "../storage/store.ts";
 
 /** Options of `restore`. */
@@ -39,18 +43,10 @@ export interface RestoreResult {
   snapshot?: string;
   segments?: number;
   size?: number;
+  /** Duplicate segments that were not on the chain and were passed over (warnings, not damage). */
+  orphans?: string[];
   /** When damaged objects made the restore use another snapshot or generation: what was wrong. */
   damaged?: string[];
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Restores database `name` from `store` to `options.output`. */
@@ -61,25 +57,17 @@ export async function restoreCommand(
 ): Promise<RestoreResult> {
   validateName(name);
   const output = resolve(options.output);
-  if (await exists(output)) {
-    if (options.ifDbNotExists) {
+  const existing = await inspectOutput(output);
+  if (existing.database || existing.sidecars.length) {
+    if (options.ifDbNotExists && existing.database) {
       log.info(`${output} already exists; nothing to do (--if-db-not-exists)`);
       return { name, output, skipped: "output-exists" };
     }
-    if (!options.force) {
-      throw new WalsyncError(`${output} already exists; use --force to replace it`, ExitCode.Exists);
-    }
-    if (!(await Deno.lstat(output)).isFile) throw usageError(`${output} exists and is not a regular file`);
+    if (!options.force) throw outputExists(output, existing);
   }
-  const dir = dirname(output);
-  try {
-    if (!(await Deno.stat(dir)).isDirectory) throw usageError(`${dir} is not a directory`);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw notFoundError(`output directory ${dir} does not exist`);
-    throw e;
-  }
+  await checkOutputDir(output);
 
-  const backup = await readBackup(store, name);
+  const backup = await readBackup(store, name, options.pointInTime);
   if (!backup) {
     if (options.ifReplicaExists) {
       log.info(`no backup of "${name}" in ${store.url}; nothing to do (--if-replica-exists)`);
@@ -90,55 +78,50 @@ export async function restoreCommand(
   const { catalog, hint } = backup;
   const choice = chooseRestore(catalog, options.pointInTime, hint);
 
-  const temp = `${dir}/.${basename(output)}.walsync-restore-${crypto.randomUUID().slice(0, 8)}`;
-  const removeTemp = () => {
-    for (const p of [temp, `${temp}-wal`, `${temp}-shm`, `${temp}-journal`]) {
-      try {
-        Deno.removeSync(p);
-      } catch { /* not there */ }
-    }
-  };
-  const unregister = onInterrupt(removeTemp);
+  const temp = await localFiles(output, () => createTemp(output, existing.mode));
+  const unregister = onInterrupt(temp.remove);
   try {
-    const file = await Deno.open(temp, { write: true, read: true, createNew: true, mode: 0o644 });
     let rebuilt: Rebuilt;
     try {
-      rebuilt = await rebuildFirstIntact(store, choice, file, hint);
+      rebuilt = await localFiles(temp.path, () => rebuildFirstIntact(store, choice, temp.file, hint));
     } finally {
-      file.close();
+      temp.file.close();
     }
-    checkIntegrity(temp);
-    if (options.force) {
-      await Deno.rename(temp, output);
-    } else {
-      // link() fails if the output appeared meanwhile: never overwrite without --force.
-      try {
-        await Deno.link(temp, output);
-      } catch (e) {
-        if (e instanceof Deno.errors.AlreadyExists) {
-          throw new WalsyncError(`${output} already exists; use --force to replace it`, ExitCode.Exists);
-        }
-        throw e;
-      }
-      await Deno.remove(temp);
-    }
-    await syncDir(dir);
-    const { plan, size, avoided } = rebuilt;
+    checkIntegrity(temp.path);
+    await localFiles(output, () => moveIntoPlace(temp.path, output, options.force ?? false));
+    const { plan, size, avoided, segments, orphans } = rebuilt;
     return {
       name,
       output,
       generation: plan.generation,
       time: new Date(plan.time).toISOString(),
       snapshot: plan.snapshot.key,
-      segments: plan.segments.length,
+      segments,
       size,
+      orphans,
       ...(avoided.length ? { damaged: avoided.map((e) => e.message) } : {}),
     };
   } catch (e) {
     throw asUserError(e, `cannot write ${output}`); // e.g. permission denied, no space left on device
   } finally {
-    removeTemp();
+    temp.remove();
     unregister();
+  }
+}
+
+/**
+ * Runs `fn`, turning a failure of the local file system (permission denied, disk full, read-only) into
+ * a one-line error naming `path` (exit code 1); walsync's own errors pass through.
+ */
+async function localFiles<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof WalsyncError || !(e instanceof Error)) throw e;
+    const osError = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable ||
+      /\(os error \d+\)/.test(e.message);
+    if (!osError) throw e;
+    throw new WalsyncError(`cannot write ${path}: ${e.message}`, ExitCode.Failure, { cause: e });
   }
 }
 
@@ -150,15 +133,16 @@ export async function restoreCommand(
 async function readBackup(
   store: Store,
   name: string,
-): Promise<{ catalog: DatabaseCatalog; hint: StateHint | null } | null> {
+  target?: number,
+): Promise<{ catalog: DatabaseHistory; hint: StateHint | null } | null> {
   const reading = await readStateHint(store, name);
   if (reading.damage) {
     log.warn(
       `${store.url}/${reading.key}: ${reading.damage.message}; ignoring this hint (restore does not need it)`,
     );
   }
-  const [catalog] = await readCatalog(store, name);
-  if (catalog) return { catalog, hint: reading.hint };
+  const catalog = await readRestoreHistory(store, name, target);
+  if (catalog?.generations.length) return { catalog, hint: reading.hint };
   if (reading.hint) throw new DamageError(missingEverything(name, reading.hint.generation), store.url);
   return null;
 }
@@ -167,6 +151,10 @@ async function readBackup(
 interface Rebuilt {
   plan: RestorePlan;
   size: number;
+  /** Segments applied after the snapshot. */
+  segments: number;
+  /** Duplicate segments passed over (not on the chain). */
+  orphans: string[];
   avoided: DamageError[];
 }
 
@@ -184,26 +172,24 @@ async function rebuildFirstIntact(
   const avoided: DamageError[] = choice.damage ? [new DamageError(choice.damage, store.url)] : [];
   const damagedKeys = new Set<string>();
   for (const plan of [...choice.plans, ...choice.fallbacks]) {
-    if ([plan.snapshot, ...plan.segments].some((o) => damagedKeys.has(o.key))) continue;
+    // A plan is skipped when its snapshot is known damaged; a damaged segment shows again when read.
+    if (damagedKeys.has(plan.snapshot.key)) continue;
     if (avoided.length) log.warn(`${avoided.at(-1)!.message}; trying ${describePlan(plan)} instead`);
-    log.info(
-      `restoring "${plan.name}" ${describePlan(plan)} and ${plan.segments.length} segment(s)`,
-    );
+    log.info(`restoring "${plan.name}" from ${describePlan(plan)}`);
     let reading = plan.snapshot.key;
     try {
       await file.truncate(0);
-      const bytes = plan.segments.reduce((n, o) => n + o.size, plan.snapshot.size);
-      const label = `restore "${plan.name}"`;
-      const size = await withProgress(
-        label,
-        bytes,
+      // Segments are streamed from the listing, so only the snapshot's size is known ahead.
+      const result = await withProgress(
+        `restore "${plan.name}"`,
+        plan.snapshot.size,
         store,
-        (s) => rebuild(s, plan, file, hint, (k) => reading = k),
+        (s) => rebuild(s, plan, file, hint, (key) => reading = key),
       );
       if (avoided.length) {
         log.warn(`restored "${plan.name}" from ${describePlan(plan)} instead, because ${avoided[0].message}`);
       }
-      return { plan, size, avoided };
+      return { plan, ...result, avoided };
     } catch (e) {
       if (!(e instanceof DamageError)) throw e;
       avoided.push(e);
@@ -226,9 +212,10 @@ function withOlderState(damage: DamageError | undefined, choice: RestoreChoice, 
 }
 
 /**
- * Replays `plan` into `file` (every object verified), checks it against state.json's record of the
- * generation's end, sizes the file and fsyncs it. `onObject` hears the key of each object as it
- * is read. Returns the database size.
+ * Replays `plan` into `file`: its snapshot, then its segments streamed from the listing, fetched
+ * ahead in parallel and applied in chain order (duplicates resolved), every object verified. Checks
+ * the end against state.json's record of the generation, sizes the file and fsyncs it. `onObject`
+ * hears the key of each object as it is read.
  */
 async function rebuild(
   store: Store,
@@ -236,19 +223,33 @@ async function rebuild(
   file: Deno.FsFile,
   hint: StateHint | null,
   onObject: (key: string) => void,
-): Promise<number> {
+): Promise<{ size: number; segments: number; orphans: string[] }> {
   const writer = fileWriter(file);
-  let state = await replaySnapshot(store, plan.snapshot, writer);
-  for (const segment of plan.segments) {
-    onObject(segment.key);
-    state = await replaySegment(store, segment, state, writer);
+  let state: ReplayState = await replaySnapshot(store, plan.snapshot, writer);
+  const listed = segmentsOf(store, plan.name, plan.generation, plan.snapshot.time, plan.upTo);
+  const fetched = prefetch(store, listed);
+  let segments = 0;
+  const orphans: string[] = [];
+  for await (const { item, orphan } of chainOrder(withMeta(fetched), state)) {
+    if (orphan) {
+      item.release();
+      orphans.push(item.object.key);
+      log.warn(
+        `${store.url}/${item.object.key}: a duplicate of segment #${orphan.index} that is not on the chain; ` +
+          "skipped (an orphan, not damage)",
+      );
+      continue;
+    }
+    onObject(item.object.key);
+    state = await replaySegment(store, item.object as SegmentObject, state, writer, item.open);
+    segments++;
   }
   const tail = plan.atEnd ? hintedTail(plan.name, plan.generation, state.nextIndex, hint) : null;
   if (tail) throw new DamageError(tail, store.url);
   const size = state.pageCount * state.pageSize;
   await file.truncate(size);
   await file.sync();
-  return size;
+  return { size, segments, orphans };
 }
 
 /** Runs `PRAGMA integrity_check` on the rebuilt file, opened immutable so nothing is written to it. */

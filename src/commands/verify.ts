@@ -5,7 +5,17 @@
  * the metadata (HEAD): missing objects, broken chains and wrong sizes are found, flipped bytes not.
  * @module
  */
-import { type DatabaseCatalog, type Generation, missingGenerations, readStore } from "../catalog.ts";
+import {
+  type DatabaseHistory,
+  type GenerationHistory,
+  missingGenerations,
+  readAllHistories,
+  readHistory,
+  replayOrder,
+  segmentsOf,
+} from "../log/history.ts";
+import { chainOrder } from "../log/duplicates.ts";
+import { mapOrdered } from "../log/prefetch.ts";
 import { notFoundError } from "../errors.ts";
 import { formatGeneration, stateKey, validateName } from "../layout.ts";
 import { checkLease } from "../restore/lease_check.ts";
@@ -13,8 +23,9 @@ import { leaseKey } from "../watch/lease.ts";
 import { uploadLeftovers } from "../storage/file.ts";
 import type { ListedObject, Store } from "../storage/store.ts";
 import * as log from "../log.ts";
-import { type Inspection, inspectObject } from "../restore/apply.ts";
-import { analyzeChain, type ChainReport, replayOrder, type TimeRange } from "../restore/chain.ts";
+import { inspectObject } from "../restore/apply.ts";
+import { proveSnapshots } from "../restore/prove.ts";
+import { analyzeChain, type ChainReport, type TimeRange } from "../restore/chain.ts";
 import {
   type Damage,
   damageOf,
@@ -36,6 +47,16 @@ export interface VerifyOptions {
 export interface VerifyWarning {
   key: string;
   message: string;
+}
+
+/** A duplicate segment that is not on the chain (a warning: not damage, not needed by any restore). */
+export interface VerifyOrphan {
+  key: string;
+  generation: number;
+  /** The segment index it duplicates. */
+  index: number;
+  /** The key that holds that place on the chain, when known. */
+  instead: string | null;
 }
 
 /** One generation in the report. */
@@ -65,6 +86,8 @@ export interface VerifiedDatabase {
   restorableTo: string | null;
   generations: VerifiedGeneration[];
   damaged: Damage[];
+  /** Duplicate segments set aside (pick the one that continues the chain; the other is an orphan). */
+  orphans: VerifyOrphan[];
   warnings: VerifyWarning[];
 }
 
@@ -81,26 +104,6 @@ export interface VerifyReport {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Runs `fn` over `items`, at most `limit` at a time; results in the order of `items`. */
-async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (next < items.length && !failed) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]);
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 /** Verifies the databases `names` (all when empty) in `store`. Never writes to the store. */
 export async function verifyCommand(
   store: Store,
@@ -109,13 +112,32 @@ export async function verifyCommand(
 ): Promise<VerifyReport> {
   const quick = options.quick ?? false;
   names.forEach(validateName);
-  const everything = names.length ? null : await readStore(store);
-  const targets = names.length ? names : everything!.databases.map((db) => db.name);
-  if (targets.length === 0) throw notFoundError(`no backups in ${store.url}`);
-  const listed = await listDatabases(store, targets, quick);
+  const stray: ListedObject[] = [];
   const databases: VerifiedDatabase[] = [];
-  for (const { db, hint } of listed) databases.push(await verifyDatabase(store, db, hint, quick));
-  const warnings = (everything?.stray ?? []).map(unknownObject);
+  // Each database's state.json is read before its objects are listed: it is written after the objects
+  // it mentions, so it can never be ahead of the listing.
+  if (names.length) {
+    for (const name of names) {
+      const hint = await readStateHint(store, name, quick);
+      const db = await readHistory(store, name);
+      if (!db || db.generations.length === 0) {
+        const what = db
+          ? `nothing restorable of "${name}" (no snapshot or segment)`
+          : `no backup of "${name}"`;
+        throw notFoundError(`${what} in ${store.url}`);
+      }
+      databases.push(await verifyDatabase(store, db, hint, quick));
+    }
+  } else {
+    for await (const listed of readAllHistories(store, (entry) => stray.push(entry))) {
+      const hint = await readStateHint(store, listed.name, quick);
+      // Listed again after state.json, in case objects came meanwhile.
+      const db = (await readHistory(store, listed.name)) ?? listed;
+      databases.push(await verifyDatabase(store, db, hint, quick));
+    }
+    if (databases.length === 0) throw notFoundError(`no backups in ${store.url}`);
+  }
+  const warnings = stray.map(unknownObject);
   for (const prefix of names.length ? names.map((n) => `${n}/`) : [""]) {
     for (const key of await uploadLeftovers(store, prefix)) {
       warnings.push({
@@ -133,69 +155,59 @@ export async function verifyCommand(
   };
 }
 
-/**
- * Reads each database's state.json, then lists its objects (in that order: state.json is written
- * after the objects it mentions, so it can never be ahead of the listing).
- * @throws WalsyncError (not found) if a database has no objects at all.
- */
-async function listDatabases(
-  store: Store,
-  names: string[],
-  quick: boolean,
-): Promise<{ db: DatabaseCatalog; hint: HintReading }[]> {
-  const result = [];
-  for (const name of names) {
-    const hint = await readStateHint(store, name, quick);
-    const [db] = (await readStore(store, [name])).databases;
-    if (!db) throw notFoundError(`no backup of "${name}" in ${store.url}`);
-    result.push({ db, hint });
-  }
-  return result;
-}
-
-/** Checks every object of `db` and judges the chain of each generation. */
+/** Checks every object of `db` (streamed, generation by generation) and judges each chain. */
 async function verifyDatabase(
   store: Store,
-  db: DatabaseCatalog,
+  db: DatabaseHistory,
   hint: HintReading,
   quick: boolean,
 ): Promise<VerifiedDatabase> {
-  const ordered = db.generations.map(replayOrder);
-  const objects = ordered.flat();
-  log.info(`verifying "${db.name}": ${objects.length} object(s) in ${db.generations.length} generation(s)`);
-  const inspections = await mapLimited(objects, quick ? CONCURRENCY.quick : CONCURRENCY.full, (object) => {
-    log.debug(`checking ${object.key}`);
-    return inspectObject(store, object, quick);
-  });
-  const chains = splitByGeneration(db.generations, ordered, inspections).map((list, i) =>
-    analyzeChain(db.name, db.generations[i], list)
-  );
+  const count = db.generations.reduce((n, g) => n + g.snapshots.length + (g.segments?.count ?? 0), 0);
+  log.info(`verifying "${db.name}": ${count} object(s) in ${db.generations.length} generation(s)`);
+  const orphans: VerifyOrphan[] = [];
+  const chains: ChainReport[] = [];
+  // Encrypted objects checked without the key (their stored bytes only).
+  const counts = { keyless: 0 };
+  for (const g of db.generations) {
+    chains.push(await verifyGeneration(store, db.name, g, quick, orphans, counts));
+  }
   const lease = db.others.some((o) => o.key === leaseKey(db.name))
     ? await checkLease(store, leaseKey(db.name), quick)
     : null;
+  // A full verify also proves each mid-generation snapshot against a replay of the chain before it.
+  const proofs: Damage[] = [];
+  // (Without the key, encrypted content cannot be replayed: the keyless warning says so.)
+  if (!quick && counts.keyless === 0) {
+    for (const g of db.generations) proofs.push(...await proveSnapshots(store, db.name, g));
+  }
   const damaged = [
     ...chains.flatMap((chain, i) => chainDamage(db, db.generations[i], chain, hint)),
+    ...proofs,
     ...stateDamage(db, hint),
     ...generationGaps(db, hint),
     ...(lease ? [lease] : []),
   ];
   const generations = db.generations.map((g, i) => summarize(g, chains[i], damaged));
   const ranges = chains.flatMap((c) => c.ranges);
+  if (ranges.length === 0 && !damaged.some((d) => d.kind === "generation")) {
+    damaged.push(nothingRestorable(db));
+  }
   const stateBytes = db.others.find((o) => o.key === hint.key)?.size ?? 0;
   return {
     name: db.name,
     ok: damaged.length === 0,
-    objects: objects.length + (hint.present ? 1 : 0),
-    bytes: objects.reduce((n, o) => n + o.size, stateBytes),
+    objects: count + (hint.present ? 1 : 0),
+    bytes: generations.reduce((n, g) => n + g.bytes, stateBytes),
     restorableFrom: ranges.length ? iso(Math.min(...ranges.map((r) => r.from))) : null,
     restorableTo: ranges.length ? iso(Math.max(...ranges.map((r) => r.to))) : null,
     generations,
     damaged,
+    orphans,
     warnings: [
       ...db.others.filter((o) => o.key !== stateKey(db.name) && o.key !== leaseKey(db.name)).map(
         unknownObject,
       ),
-      ...keylessWarning(db.name, quick ? 0 : inspections.filter((i) => i.contentChecked === false).length),
+      ...keylessWarning(db.name, counts.keyless),
     ],
   };
 }
@@ -211,11 +223,68 @@ function keylessWarning(name: string, count: number): VerifyWarning[] {
 }
 
 /**
+ * Checks one generation's objects in replay order, a bounded number at a time (segments streamed from
+ * the listing), sets duplicates aside as orphans, and judges its chain.
+ */
+async function verifyGeneration(
+  store: Store,
+  name: string,
+  g: GenerationHistory,
+  quick: boolean,
+  orphans: VerifyOrphan[],
+  counts: { keyless: number },
+): Promise<ChainReport> {
+  const objects = replayOrder(g.snapshots, g.segments ? segmentsOf(store, name, g.generation) : empty());
+  const inspections = mapOrdered(objects, quick ? CONCURRENCY.quick : CONCURRENCY.full, (object) => {
+    log.debug(`checking ${object.key}`);
+    return inspectObject(store, object, quick);
+  });
+  async function* onChain() {
+    for await (const { item, orphan } of chainOrder(inspections, null)) {
+      if (item.contentChecked === false) counts.keyless++;
+      if (!orphan) {
+        yield item;
+        continue;
+      }
+      orphans.push({
+        key: item.object.key,
+        generation: g.generation,
+        index: orphan.index,
+        instead: orphan.instead,
+      });
+      // An orphan's own damage does not matter to any restore; it is still worth a line.
+      if (item.damage) {
+        log.warn(`${store.url}/${item.object.key}: orphan, and damaged: ${item.damage.message}`);
+      }
+    }
+  }
+  return await analyzeChain(name, g.generation, onChain());
+}
+
+async function* empty<T>(): AsyncGenerator<T> {}
+
+/** A database folder without a single snapshot or segment: `restore` would find nothing. */
+function nothingRestorable(db: DatabaseHistory): Damage {
+  const what = db.generations.length
+    ? "no generation has a restorable snapshot"
+    : `no snapshot or segment is stored (only ${db.others.map((o) => o.key).join(", ") || "nothing"})`;
+  return {
+    object: `${db.name} (every generation)`,
+    key: null,
+    kind: "generation",
+    generation: null,
+    index: null,
+    reason: "missing",
+    message: `nothing can be restored: ${what}`,
+  };
+}
+
+/**
  * Generations missing between stored ones, or after them up to the one state.json records; or all of
  * them, when state.json remains but nothing else (a folder with only unknown keys, such as a lease
  * taken before the first upload, is not a backup yet).
  */
-function generationGaps(db: DatabaseCatalog, hint: HintReading): Damage[] {
+function generationGaps(db: DatabaseHistory, hint: HintReading): Damage[] {
   if (db.generations.length === 0) {
     return hint.present ? [missingEverything(db.name, hint.hint?.generation ?? null)] : [];
   }
@@ -232,14 +301,13 @@ function generationGaps(db: DatabaseCatalog, hint: HintReading): Damage[] {
   );
 }
 
-/** Splits the flat list of inspections back into one list per generation. */
-function splitByGeneration(generations: Generation[], ordered: unknown[][], inspections: Inspection[]) {
-  let offset = 0;
-  return generations.map((_, i) => inspections.slice(offset, offset += ordered[i].length));
-}
-
 /** The damage in a generation's chain, plus segments state.json says are missing from its end. */
-function chainDamage(db: DatabaseCatalog, g: Generation, chain: ChainReport, hint: HintReading): Damage[] {
+function chainDamage(
+  db: DatabaseHistory,
+  g: GenerationHistory,
+  chain: ChainReport,
+  hint: HintReading,
+): Damage[] {
   const tail = chain.nextIndex === null
     ? null
     : hintedTail(db.name, g.generation, chain.nextIndex, hint.hint);
@@ -250,9 +318,9 @@ function chainDamage(db: DatabaseCatalog, g: Generation, chain: ChainReport, hin
  * state.json's own damage; and its absence where `watch` would have written one (a database with
  * WAL segments: one-shot snapshots do not write state.json).
  */
-function stateDamage(db: DatabaseCatalog, hint: HintReading): Damage[] {
+function stateDamage(db: DatabaseHistory, hint: HintReading): Damage[] {
   if (hint.damage) return [hint.damage];
-  if (hint.present || !db.generations.some((g) => g.segments.length > 0)) return [];
+  if (hint.present || !db.generations.some((g) => g.segments !== null)) return [];
   return [
     damageOf(
       hint.key,
@@ -264,13 +332,12 @@ function stateDamage(db: DatabaseCatalog, hint: HintReading): Damage[] {
 }
 
 /** One generation's entry in the report. */
-function summarize(g: Generation, chain: ChainReport, damaged: Damage[]): VerifiedGeneration {
-  const objects = [...g.snapshots, ...g.segments];
+function summarize(g: GenerationHistory, chain: ChainReport, damaged: Damage[]): VerifiedGeneration {
   return {
     generation: g.generation,
     snapshots: g.snapshots.length,
-    segments: g.segments.length,
-    bytes: objects.reduce((n, o) => n + o.size, 0),
+    segments: g.segments?.count ?? 0,
+    bytes: g.snapshots.reduce((n, o) => n + o.size, g.segments?.bytes ?? 0),
     ok: !damaged.some((d) =>
       d.generation === g.generation && d.kind !== "state" && d.kind !== "lease" && d.kind !== "generation"
     ),
@@ -326,6 +393,13 @@ function formatDatabase(db: VerifiedDatabase): string[] {
   }
   for (const d of db.damaged) {
     lines.push(`  ${d.reason === "missing" ? "MISSING" : "DAMAGED"} ${d.object}: ${d.message}`);
+  }
+  for (const o of db.orphans) {
+    lines.push(
+      `  ORPHAN ${o.key}: a duplicate of segment #${o.index} that is not on the chain${
+        o.instead ? ` (${o.instead} is)` : ""
+      }; not needed by any restore`,
+    );
   }
   for (const w of db.warnings) lines.push(`  WARNING ${w.key}: ${w.message}`);
   return lines;

@@ -14,26 +14,25 @@ import { ExitCode, WalsyncError } from "../errors.ts";
 import { newSha256 } from "../hash.ts";
 import type { BackupObject } from "../layout.ts";
 import { decodeSegmentMeta, decodeSnapshotMeta, type SegmentMeta, type SnapshotMeta } from "../metadata.ts";
-import type { ObjectInfo, Store } from "../storage/store.ts";
-import {
-  encodeWalHeader,
-  parseWalHeader,
-  verifyFrame,
-  WAL_FRAME_HEADER_SIZE,
-  type WalPosition,
-} from "../wal.ts";
+import type { ObjectData, ObjectInfo, Store } from "../storage/store.ts";
+import { verifyFrame, WAL_FRAME_HEADER_SIZE } from "../wal.ts";
 import { type Damage, DamageError, damageOf, type DamageReason, missingSegments } from "./damage.ts";
 import { fixedRecords, reusedChunks } from "./frames.ts";
 
-/** The state of the database being rebuilt after each object. */
-export interface ReplayState {
-  pageSize: number;
-  /** Database size in pages after the last applied object. */
-  pageCount: number;
-  position: WalPosition | null;
-  /** Index the next segment must have. */
-  nextIndex: number;
-}
+export {
+  type ReplayState,
+  segmentContinuity,
+  snapshotContinuity,
+  stateAfterSegment,
+  stateAfterSnapshot,
+} from "./continuity.ts";
+import {
+  type ReplayState,
+  sameChecksum,
+  segmentContinuity,
+  stateAfterSegment,
+  stateAfterSnapshot,
+} from "./continuity.ts";
 
 /** Receives verified content: `restore` writes it into the file being rebuilt. */
 export interface PageWriter {
@@ -44,9 +43,12 @@ export interface PageWriter {
 /** A {@link PageWriter} into an open file. */
 export function fileWriter(file: Deno.FsFile): PageWriter {
   return {
-    async writeAt(offset, bytes) {
-      await file.seek(offset, Deno.SeekMode.Start);
-      for (let off = 0; off < bytes.byteLength;) off += await file.write(bytes.subarray(off));
+    // Synchronous: a page goes to the page cache in microseconds, and two async ops per page (seek,
+    // write) cost more than the write itself when thousands of small segments are replayed.
+    writeAt(offset, bytes) {
+      file.seekSync(offset, Deno.SeekMode.Start);
+      for (let off = 0; off < bytes.byteLength;) off += file.writeSync(bytes.subarray(off));
+      return Promise.resolve();
     },
   };
 }
@@ -68,6 +70,21 @@ interface Opened<K extends BackupObject["kind"]> {
   body: ReadableStream<Uint8Array> | null;
   /** Encrypted and no key given: `body` only checks the stored bytes and yields no content. */
   storedOnly?: boolean;
+}
+
+/**
+ * A download already under way (or already in memory, see src/log/prefetch.ts): GET's answer, or
+ * null when the object no longer exists.
+ */
+export type Fetch = () => Promise<ObjectData | null>;
+
+/**
+ * The content of an object, from its body as stored. THE DECODE POINT: every byte of a snapshot or
+ * segment passes here on its way from the store to the checks and the output; a decoding step
+ * (decompression, decryption) belongs here, between the raw stream and the content checks.
+ */
+function contentChunks(body: ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
+  return reusedChunks(body);
 }
 
 /** Throws a {@link DamageError} about `object`. */
@@ -118,8 +135,9 @@ async function openObject<K extends BackupObject["kind"]>(
   object: BackupObject & { kind: K },
   withBody: boolean,
   keyless = false,
+  fetched?: Fetch,
 ): Promise<Opened<K>> {
-  const info = await fetchInfo(store, object, withBody);
+  const info = await fetchInfo(store, object, withBody, fetched);
   const raw = "body" in info ? (info.body as ReadableStream<Uint8Array>) : null;
   let meta: MetaOf<K>;
   try {
@@ -168,9 +186,18 @@ async function releasingOnError<T>(
 }
 
 /** GET or HEAD of a listed object; an object gone since the listing is damage ("missing"). */
-async function fetchInfo(store: Store, object: BackupObject, withBody: boolean): Promise<ObjectInfo> {
+async function fetchInfo(
+  store: Store,
+  object: BackupObject,
+  withBody: boolean,
+  fetched?: Fetch,
+): Promise<ObjectInfo> {
   try {
-    const info = withBody ? await store.get(object.key) : await store.head(object.key);
+    const info = fetched
+      ? await fetched()
+      : withBody
+      ? await store.get(object.key)
+      : await store.head(object.key);
     if (info) return info;
   } catch (e) {
     if (!(e instanceof WalsyncError && e.exitCode === ExitCode.NotFound)) throw e;
@@ -201,7 +228,7 @@ async function snapshotContent(
 ): Promise<void> {
   const hash = newSha256();
   let bytes = 0;
-  for await (const chunk of reusedChunks(body)) {
+  for await (const chunk of contentChunks(body)) {
     hash.update(chunk);
     await writer?.writeAt(bytes, chunk);
     bytes += chunk.byteLength;
@@ -226,7 +253,7 @@ async function segmentContent(
   const bigEndian = (meta.magic & 1) === 1;
   const hash = newSha256();
   const hashed = async function* () {
-    for await (const chunk of reusedChunks(body)) {
+    for await (const chunk of contentChunks(body)) {
       hash.update(chunk);
       yield chunk;
     }
@@ -275,83 +302,6 @@ async function segmentContent(
   }
 }
 
-function sameChecksum(a: readonly number[], b: readonly number[]): boolean {
-  return a[0] === b[0] && a[1] === b[1];
-}
-
-function samePosition(a: WalPosition, b: WalPosition): boolean {
-  return a.salt1 === b.salt1 && a.salt2 === b.salt2 && a.frame === b.frame &&
-    sameChecksum(a.checksum, b.checksum);
-}
-
-/** The state a replay is in right after a snapshot. */
-export function stateAfterSnapshot(meta: SnapshotMeta): ReplayState {
-  return {
-    pageSize: meta.pageSize,
-    pageCount: meta.pageCount,
-    position: meta.position,
-    nextIndex: meta.segmentsBefore,
-  };
-}
-
-/** The state a replay is in right after a segment (derived from its metadata alone). */
-export function stateAfterSegment(meta: SegmentMeta): ReplayState {
-  return {
-    pageSize: meta.pageSize,
-    pageCount: meta.commitSize,
-    position: {
-      salt1: meta.salt1,
-      salt2: meta.salt2,
-      frame: meta.firstFrame + meta.frameCount - 1,
-      checksum: meta.after,
-    },
-    nextIndex: meta.index + 1,
-  };
-}
-
-/** Checks that segment `seg` starts exactly where `state` ends; returns why not, or null. */
-export function segmentContinuity(state: ReplayState, seg: SegmentMeta): string | null {
-  if (seg.index !== state.nextIndex) return `expected segment #${state.nextIndex}, found #${seg.index}`;
-  if (seg.pageSize !== state.pageSize) return `page size ${seg.pageSize} differs from ${state.pageSize}`;
-  const pos = state.position;
-  if (pos && seg.salt1 === pos.salt1 && seg.salt2 === pos.salt2) {
-    if (seg.firstFrame !== pos.frame + 1) {
-      return `starts at frame ${seg.firstFrame}, expected ${pos.frame + 1}`;
-    }
-    if (!sameChecksum(seg.before, pos.checksum)) {
-      return "its starting checksum does not continue the previous object";
-    }
-    return null;
-  }
-  // A new WAL cycle: only a clean restart (salt-1 + 1, from frame 1) is continuous.
-  if (pos && seg.salt1 !== ((pos.salt1 + 1) >>> 0)) return "WAL salts changed without a clean restart";
-  if (seg.firstFrame !== 1) return `a new WAL cycle starting at frame ${seg.firstFrame}`;
-  const header = parseWalHeader(encodeWalHeader({ ...seg }));
-  if (!header || !sameChecksum(header.checksum, seg.before)) return "its WAL header checksum does not match";
-  return null;
-}
-
-/**
- * Checks that a snapshot taken in the middle of a generation is the image of the chain at `state`
- * (the end of the segment before it): same segment count, page size, database size and WAL
- * position (or the start of a cleanly restarted WAL cycle). Returns why not, or null.
- */
-export function snapshotContinuity(state: ReplayState, snap: SnapshotMeta): string | null {
-  if (snap.segmentsBefore !== state.nextIndex) {
-    return `taken after ${snap.segmentsBefore} segment(s), but the chain has ${state.nextIndex} at its time`;
-  }
-  if (snap.pageSize !== state.pageSize) return `page size ${snap.pageSize} differs from ${state.pageSize}`;
-  if (snap.pageCount !== state.pageCount) {
-    return `${snap.pageCount} pages, but the chain holds ${state.pageCount} at this point`;
-  }
-  const pos = state.position;
-  const at = snap.position;
-  if (pos === null || at === null) return pos === at ? null : "its WAL position does not continue the chain";
-  if (samePosition(pos, at)) return null;
-  if (at.frame === 0 && at.salt1 === ((pos.salt1 + 1) >>> 0)) return null; // a restarted, still empty WAL
-  return "its WAL position is not the end of the previous segment";
-}
-
 /** Replays a snapshot: downloads and verifies it, writing it from offset 0 through `writer`. */
 export async function replaySnapshot(
   store: Store,
@@ -372,8 +322,9 @@ export async function replaySegment(
   object: SegmentObject,
   state: ReplayState,
   writer?: PageWriter,
+  fetched?: Fetch,
 ): Promise<ReplayState> {
-  const opened = await openObject(store, object, true);
+  const opened = await openObject(store, object, true, false, fetched);
   const { meta } = opened;
   await releasingOnError(opened.body, async () => {
     checkStored(store, object, opened);

@@ -7,7 +7,6 @@
  * still tells where the next segment must start, and only the damaged segment is blamed.
  * @module
  */
-import type { Generation } from "../catalog.ts";
 import type { BackupObject } from "../layout.ts";
 import type { SegmentMeta, SnapshotMeta } from "../metadata.ts";
 import {
@@ -50,25 +49,24 @@ interface Walk {
   report: ChainReport;
 }
 
-/** The objects of a generation in replay order (time order: snapshots and segments interleaved). */
-export function replayOrder(g: Generation): BackupObject[] {
-  return [...g.snapshots, ...g.segments].sort((a, b) => a.time - b.time);
-}
-
 /**
- * Judges the chain of generation `g` of database `name` from `inspections` (one per object, in
- * {@link replayOrder}).
+ * Judges the chain of generation `generation` of database `name` from `inspections` (one per object
+ * on the chain, in replay order; duplicates already set aside), streamed: only the walk's state is kept.
  */
-export function analyzeChain(name: string, g: Generation, inspections: Inspection[]): ChainReport {
+export async function analyzeChain(
+  name: string,
+  generation: number,
+  inspections: AsyncIterable<Inspection>,
+): Promise<ChainReport> {
   const walk: Walk = {
     name,
-    generation: g.generation,
+    generation,
     chain: null,
     open: null,
     started: false,
     report: { ranges: [], damages: [], unreachable: 0, nextIndex: null },
   };
-  for (const inspection of inspections) {
+  for await (const inspection of inspections) {
     if (inspection.object.kind === "snapshot") onSnapshot(walk, inspection);
     else onSegment(walk, inspection);
     walk.started = true;

@@ -8,29 +8,33 @@
  * if it covers the target too: a restore never silently returns an earlier state than asked for.
  * @module
  */
+import { notFoundError } from "../errors.ts";
+import { type BackupObject, formatGeneration } from "../layout.ts";
 import {
-  type DatabaseCatalog,
-  type Generation,
+  type DatabaseHistory,
+  type GenerationHistory,
   lastTime,
   missingGenerations,
   restorableRange,
-} from "../catalog.ts";
-import { notFoundError } from "../errors.ts";
-import { type BackupObject, formatGeneration } from "../layout.ts";
+} from "../log/history.ts";
 import {
   type Damage,
   missingGenerations as missingGenerationsDamage,
   missingStartSnapshot,
 } from "./damage.ts";
-import type { SegmentObject, SnapshotObject } from "./apply.ts";
+import type { SnapshotObject } from "./apply.ts";
 import type { StateHint } from "./state_hint.ts";
 
-/** The objects one restore attempt reads, in order. */
+/**
+ * The objects one restore attempt reads: a snapshot, then the generation's segments after it up to
+ * `upTo`, streamed when replayed (a plan never holds the list of its segments).
+ */
 export interface RestorePlan {
   name: string;
   generation: number;
   snapshot: SnapshotObject;
-  segments: SegmentObject[];
+  /** The target time (ms; +Infinity for the latest state): segments after it are not applied. */
+  upTo: number;
   /** The time of the state the restore produces (the last object applied). */
   time: number;
   /** True when its generation has no object after the target: the listing ends where this plan does. */
@@ -54,36 +58,43 @@ function lastAtOrBefore(objects: BackupObject[], t: number): BackupObject | unde
   return objects.findLast((o) => o.time <= t);
 }
 
-/** The time of the state generation `g` holds at `t`: its last object at or before `t`. */
-function reach(g: Generation, t: number): number | undefined {
-  const times = [lastAtOrBefore(g.snapshots, t)?.time, lastAtOrBefore(g.segments, t)?.time];
+/**
+ * The time of the state generation `g` holds at `t`: its last object at or before `t` (the history
+ * was read with `t` as its target, so the segment summary knows its last segment at or before it).
+ */
+function reach(g: GenerationHistory, t: number): number | undefined {
+  const times = [lastAtOrBefore(g.snapshots, t)?.time, g.segments?.lastAtOrBefore?.time];
   const known = times.filter((x) => x !== undefined);
   return known.length ? Math.max(...known) : undefined;
 }
 
-/** One plan per snapshot of `g` at or before `t`, newest snapshot first. */
-function plansOf(name: string, g: Generation, t: number): RestorePlan[] {
+/** One plan per snapshot of `g` at or before `t`, newest snapshot first (nothing listed per plan). */
+function plansOf(name: string, g: GenerationHistory, t: number): RestorePlan[] {
   const atEnd = lastTime(g) <= t;
-  return g.snapshots.filter((s) => s.time <= t).reverse().map((snapshot) => {
-    const segments = g.segments.filter((s) => s.time > snapshot.time && s.time <= t);
-    return {
-      name,
-      generation: g.generation,
-      snapshot: snapshot as SnapshotObject,
-      segments: segments as SegmentObject[],
-      time: segments.at(-1)?.time ?? snapshot.time,
-      atEnd,
-    };
-  });
+  const lastSegment = g.segments?.lastAtOrBefore?.time ?? 0;
+  return g.snapshots.filter((s) => s.time <= t).reverse().map((snapshot) => ({
+    name,
+    generation: g.generation,
+    snapshot: snapshot as SnapshotObject,
+    upTo: t,
+    time: Math.max(snapshot.time, lastSegment),
+    atEnd,
+  }));
 }
 
 /**
  * Damage the listing shows for restoring generation `g` at `t`: no snapshot to start from, or (when
  * `g` ends before the target) the next generation is gone although a later one is known.
  */
-function listingDamage(db: DatabaseCatalog, g: Generation, t: number, hint: StateHint | null): Damage | null {
+function listingDamage(
+  db: DatabaseHistory,
+  g: GenerationHistory,
+  t: number,
+  hint: StateHint | null,
+): Damage | null {
   if (!g.snapshots.some((s) => s.time <= t)) {
-    const first = [...g.snapshots, ...g.segments].sort((a, b) => a.time - b.time)[0];
+    const first = [g.snapshots[0], g.segments?.first].filter((o) => o !== undefined)
+      .sort((a, b) => a.time - b.time)[0];
     return missingStartSnapshot(db.name, g.generation, `no snapshot at or before ${first.key}`);
   }
   if (lastTime(g) > t) return null;
@@ -102,14 +113,14 @@ function listingDamage(db: DatabaseCatalog, g: Generation, t: number, hint: Stat
  * @throws WalsyncError (not found) when the target is before every object.
  */
 export function chooseRestore(
-  db: DatabaseCatalog,
+  db: DatabaseHistory,
   target?: number,
   hint: StateHint | null = null,
 ): RestoreChoice {
   const t = target ?? Number.POSITIVE_INFINITY;
   const reached = db.generations
     .map((g) => ({ g, reach: reach(g, t) }))
-    .filter((r): r is { g: Generation; reach: number } => r.reach !== undefined)
+    .filter((r): r is { g: GenerationHistory; reach: number } => r.reach !== undefined)
     .sort((a, b) => b.reach - a.reach || b.g.generation - a.g.generation);
   if (reached.length === 0) throw beforeFirstBackup(db, t);
   const [chosen, ...others] = reached.map((r) => r.g);
@@ -125,7 +136,7 @@ export function chooseRestore(
 }
 
 /** The error for a target before the first backup. */
-function beforeFirstBackup(db: DatabaseCatalog, t: number) {
+function beforeFirstBackup(db: DatabaseHistory, t: number) {
   const earliest = db.generations.map(restorableRange).find((r) => r !== null);
   if (!earliest) return notFoundError(`no snapshot of "${db.name}" exists: nothing to restore`);
   return notFoundError(

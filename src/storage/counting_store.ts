@@ -85,10 +85,10 @@ export class CountingStore implements Store {
   }
 
   /** Streamed; counted when it ends (a listing abandoned half way counts as ok). */
-  async *list(prefix: string): AsyncIterable<ListedObject> {
+  async *list(prefix: string, startAfter?: string): AsyncIterable<ListedObject> {
     let error: unknown = null;
     try {
-      yield* this.inner.list(prefix);
+      yield* this.inner.list(prefix, startAfter);
     } catch (e) {
       error = e;
       throw e;

@@ -6,6 +6,7 @@
  */
 import { dirname, join } from "node:path";
 import { asUserError, ExitCode, notFoundError, storageError, WalsyncError } from "../errors.ts";
+import { directoryNames, sortedFiles } from "./file_list.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
@@ -167,28 +168,43 @@ export class FileStore implements Store {
     return { key, size, metadata, etag: (await this.#etag(path)) ?? undefined };
   }
 
-  async *list(prefix: string): AsyncIterable<ListedObject> {
-    const all: ListedObject[] = [];
-    await this.#io(`cannot list backup directory ${this.dir}`, () => this.#walk("", all));
-    all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    for (const entry of all) if (entry.key.startsWith(prefix)) yield entry;
+  /**
+   * Walks only the directory that holds `prefix` (not the whole tree), in key order, skipping whole
+   * subdirectories before `startAfter`; large directories are read in pages (src/storage/file_list.ts).
+   */
+  async *list(prefix: string, startAfter = ""): AsyncIterable<ListedObject> {
+    const slash = prefix.lastIndexOf("/");
+    try {
+      yield* this.#walk(slash < 0 ? "" : prefix.slice(0, slash + 1), prefix, startAfter);
+    } catch (e) {
+      throw asUserError(e, `cannot list backup directory ${this.dir}`, ExitCode.Storage);
+    }
   }
 
-  async #walk(relative: string, out: ListedObject[]): Promise<void> {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(join(this.dir, relative)));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return;
-      throw e;
-    }
-    for (const entry of entries) {
-      const key = relative ? `${relative}/${entry.name}` : entry.name;
-      if (entry.isDirectory) await this.#walk(key, out);
-      else if (entry.isFile && !entry.name.endsWith(META_SUFFIX) && !entry.name.includes(TEMP_MARK)) {
-        out.push({ key, size: (await Deno.stat(join(this.dir, key))).size });
+  /** Lists directory `base` ("" or ending in "/"): its files and subdirectories merged in key order. */
+  async *#walk(base: string, prefix: string, startAfter: string): AsyncGenerator<ListedObject> {
+    const path = base ? join(this.dir, base) : this.dir;
+    // Keys under `base` compare with startAfter by what follows `base`.
+    const after = startAfter.startsWith(base) ? startAfter.slice(base.length) : startAfter < base ? "" : null;
+    if (after === null) return; // the whole directory is at or before startAfter
+    const namePrefix = prefix.startsWith(base) ? prefix.slice(base.length) : "";
+    const dirs = (await directoryNames(path)).map((d) => d + "/").sort()
+      .filter((d) =>
+        (d > after || after.startsWith(d)) && (d.startsWith(namePrefix) || namePrefix.startsWith(d))
+      );
+    const keep = (name: string) =>
+      name.startsWith(namePrefix) && !name.endsWith(META_SUFFIX) && !name.includes(TEMP_MARK);
+    let d = 0;
+    for await (const name of sortedFiles(path, after, keep, [`*${META_SUFFIX}`, `*${TEMP_MARK}*`])) {
+      while (d < dirs.length && dirs[d] < name) yield* this.#walk(base + dirs[d++], prefix, startAfter);
+      const key = base + name;
+      try {
+        yield { key, size: Deno.statSync(join(this.dir, key)).size };
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e; // deleted since the directory was read
       }
     }
+    while (d < dirs.length) yield* this.#walk(base + dirs[d++], prefix, startAfter);
   }
 
   /** Removes the leftovers of interrupted uploads under `prefix` (see {@link uploadLeftovers}). */

@@ -49,8 +49,8 @@ export class RefreshingS3Store implements Store {
     return await (await this.#current()).head(key);
   }
 
-  async *list(prefix: string): AsyncIterable<ListedObject> {
-    yield* (await this.#current()).list(prefix);
+  async *list(prefix: string, startAfter?: string): AsyncIterable<ListedObject> {
+    yield* (await this.#current()).list(prefix, startAfter);
   }
 
   async abortIncompleteUploads(prefix: string): Promise<number> {

@@ -26,6 +26,9 @@ export function isRetryable(e: unknown): boolean {
   return e instanceof WalsyncError && e.retryable;
 }
 
+/** Keys per listing page (S3's maximum): the unit a listing is retried in. */
+const LIST_PAGE = 1000;
+
 /** A {@link Store} that retries the retryable failures of another one. */
 export class RetryingStore implements Store {
   readonly url: string;
@@ -91,11 +94,25 @@ export class RetryingStore implements Store {
     return this.#call(`read metadata of ${key}`, () => this.inner.head(key));
   }
 
-  /** Retries the listing from the start if a page fails before anything was yielded from it. */
-  async *list(prefix: string): AsyncIterable<ListedObject> {
-    // Listings are small relative to memory (keys only) and restartable: collect, then yield.
-    const all = await this.#call(`list ${prefix || "/"}`, () => Array.fromAsync(this.inner.list(prefix)));
-    yield* all;
+  /**
+   * Streams the listing a page at a time; a page that fails is retried from the last key yielded
+   * (a start-after seek), so nothing is listed twice and the whole listing is never held.
+   */
+  async *list(prefix: string, startAfter?: string): AsyncIterable<ListedObject> {
+    let cursor = startAfter;
+    while (true) {
+      const page = await this.#call(`list ${prefix || "/"}`, async () => {
+        const entries: ListedObject[] = [];
+        for await (const entry of this.inner.list(prefix, cursor)) {
+          entries.push(entry);
+          if (entries.length === LIST_PAGE) break;
+        }
+        return entries;
+      });
+      yield* page;
+      if (page.length < LIST_PAGE) return;
+      cursor = page.at(-1)!.key;
+    }
   }
 
   abortIncompleteUploads(prefix: string): Promise<number> {

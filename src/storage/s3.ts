@@ -410,17 +410,38 @@ export class S3Store implements Store {
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
 
-  async *list(prefix: string): AsyncIterable<ListedObject> {
-    const iterator = this.#client.listObjects({ prefix: this.#fullKey(prefix) })[Symbol.asyncIterator]();
+  /** ListObjectsV2, one page (1000 keys) at a time; `startAfter` seeks with S3's `start-after`. */
+  async *list(prefix: string, startAfter?: string): AsyncIterable<ListedObject> {
+    let token = "";
     while (true) {
-      let next: IteratorResult<{ key: string; size: number }>;
+      let xml: string;
       try {
-        next = await this.#withTimeout(iterator.next());
+        const response = await this.#withTimeout(this.#client.makeRequest({
+          method: "GET",
+          objectName: "",
+          query: {
+            "list-type": "2",
+            prefix: this.#fullKey(prefix),
+            "max-keys": "1000",
+            ...(token ? { "continuation-token": token } : {}),
+            ...(startAfter && !token ? { "start-after": this.#fullKey(startAfter) } : {}),
+          },
+          returnBody: true,
+        }));
+        xml = await response.text();
       } catch (e) {
         throw this.#explain(e, `list ${this.url}`);
       }
-      if (next.done) return;
-      yield { key: next.value.key.slice(this.#prefix.length), size: next.value.size };
+      for (const match of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+        const key = decodeXml(/<Key>([^<]*)<\/Key>/.exec(match[1])?.[1] ?? "");
+        const size = Number(/<Size>(\d+)<\/Size>/.exec(match[1])?.[1] ?? "NaN");
+        yield { key: key.slice(this.#prefix.length), size };
+      }
+      const next = /<IsTruncated>true<\/IsTruncated>/.test(xml)
+        ? /<NextContinuationToken>([^<]+)<\/NextContinuationToken>/.exec(xml)?.[1]
+        : undefined;
+      if (!next) return;
+      token = decodeXml(next);
     }
   }
 

@@ -51,8 +51,11 @@ export interface Store {
   get(key: string): Promise<ObjectData>;
   /** Metadata of an object, or null if it does not exist. */
   head(key: string): Promise<ObjectInfo | null>;
-  /** All objects whose key starts with `prefix`, in lexicographic key order. */
-  list(prefix: string): AsyncIterable<ListedObject>;
+  /**
+   * The objects whose key starts with `prefix`, in lexicographic key order, streamed; with
+   * `startAfter`, only keys after it (a seek, like S3's `start-after`, without reading the keys before).
+   */
+  list(prefix: string, startAfter?: string): AsyncIterable<ListedObject>;
   /**
    * Writes a small object (kept in memory) only if `condition` holds: atomically, so that of two
    * writers racing for the same condition exactly one wins. Returns the new etag, or null when
