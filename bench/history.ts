@@ -8,6 +8,7 @@
  * usage: deno run -A bench/history.ts [SIZES...]   (default: 1000 10000 200000)
  * @module
  */
+import { formMetadata } from "../src/codec/codec.ts";
 import { DatabaseSync } from "node:sqlite";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -24,10 +25,19 @@ const PAGE = 512;
 function writeObject(dir: string, key: string, bytes: Uint8Array, metadata: Record<string, string>) {
   const path = join(dir, key);
   const sha256 = createHash("sha256").update(bytes).digest("hex");
+  // Snapshots and segments carry their codec fields: stored as they are (no compression, no key).
+  const form = metadata.format === undefined ? {} : formMetadata({
+    compression: "none",
+    encrypted: false,
+    keyId: null,
+    storedLength: bytes.byteLength,
+    contentSha256: sha256,
+    contentLength: bytes.byteLength,
+  });
   Deno.writeFileSync(path, bytes);
   Deno.writeTextFileSync(
     `${path}.meta.json`,
-    JSON.stringify({ size: bytes.byteLength, metadata: { ...metadata, sha256 } }),
+    JSON.stringify({ size: bytes.byteLength, metadata: { ...metadata, ...form, sha256 } }),
   );
 }
 

@@ -51,7 +51,11 @@ export class Progress {
   #phase: string | null = null;
   readonly #delayMs: number;
 
-  constructor(readonly label: string, readonly total: number, readonly enabled: boolean) {
+  /** Bytes the current pass will transfer. */
+  total: number;
+
+  constructor(readonly label: string, total: number, readonly enabled: boolean) {
+    this.total = total;
     this.#delayMs = Number(Deno.env.get("WALSYNC_PROGRESS_DELAY_MS") ?? 500);
     if (!enabled) return;
     const timer = setInterval(() => this.#draw(), REDRAW_MS);
@@ -88,9 +92,19 @@ export class Progress {
     this.#drawn = false;
   }
 
+  /** Starts a new pass of `total` bytes shown as `phase` (rate and ETA start over). */
+  startPass(phase: string, total: number): void {
+    if (!this.enabled) return;
+    this.#phase = phase;
+    this.total = total;
+    this.#passStarted = Date.now();
+    this.#done = 0;
+    this.#draw(); // a new phase shows at once
+  }
+
   /** `store` with its downloads and uploads counted here (`store` itself when inert). */
-  wrap(store: Store): Store {
-    return this.enabled ? countingStore(store, this) : store;
+  wrap(store: Store, uploadPhase?: string): Store {
+    return this.enabled ? countingStore(store, this, uploadPhase) : store;
   }
 
   /**
@@ -101,10 +115,7 @@ export class Progress {
     if (!this.enabled) return source;
     let pass = 0;
     const chunks = async function* (this: Progress) {
-      this.#phase = phases[Math.min(pass++, phases.length - 1)];
-      this.#passStarted = Date.now();
-      this.#done = 0;
-      this.#draw(); // a new phase shows at once
+      this.startPass(phases[Math.min(pass++, phases.length - 1)], source.size);
       for await (const chunk of source.chunks()) {
         this.done += chunk.byteLength;
         yield chunk;
@@ -153,7 +164,7 @@ export async function withProgress<T>(
 }
 
 /** `store` with downloads and uploads counted into `progress`. */
-function countingStore(store: Store, progress: Progress): Store {
+function countingStore(store: Store, progress: Progress, uploadPhase?: string): Store {
   const counted: Store = {
     url: store.url,
     get: async (key) => {
@@ -161,23 +172,27 @@ function countingStore(store: Store, progress: Progress): Store {
       return { ...data, body: countedBody(data.body, (n) => (progress.done += n)) };
     },
     put: (key, body, metadata, contentMd5) =>
-      store.put(key, countedSource(body, progress), metadata, contentMd5),
+      store.put(key, countedSource(body, progress, uploadPhase), metadata, contentMd5),
     head: (key) => store.head(key),
     list: (prefix, startAfter) => store.list(prefix, startAfter),
     putSmall: (key, body, metadata, condition) => store.putSmall(key, body, metadata, condition),
     delete: (key) => store.delete(key),
+    // The codec travels with the store: without it, writes would not be encoded and encrypted
+    // objects could not be read.
+    codec: store.codec,
   };
   if (store.abortIncompleteUploads) counted.abortIncompleteUploads = (p) => store.abortIncompleteUploads!(p);
   return counted;
 }
 
 /** A source whose chunks count into `progress`; a retry that reads it again starts over. */
-function countedSource(source: ByteSource, progress: Progress): ByteSource {
+function countedSource(source: ByteSource, progress: Progress, phase?: string): ByteSource {
   const base = progress.done;
   return {
     size: source.size,
     async *chunks() {
-      progress.done = base;
+      if (phase) progress.startPass(phase, source.size);
+      else progress.done = base;
       for await (const chunk of source.chunks()) {
         progress.done += chunk.byteLength;
         yield chunk;

@@ -13,6 +13,9 @@ import { formatTimestamp } from "../src/layout.ts";
 import { decodeSegmentMeta, encodeSegmentMeta } from "../src/metadata.ts";
 import { openStore } from "../src/storage/open.ts";
 import { bytesSource } from "../src/storage/source.ts";
+import { uploadVerified } from "../src/storage/upload.ts";
+import { decodeBody } from "../src/codec/decode.ts";
+import { storedForm } from "../src/codec/codec.ts";
 import type { Store } from "../src/storage/store.ts";
 import {
   cleanup,
@@ -31,20 +34,38 @@ function storeOf(f: WatchedBackup): Store {
   return openStore(f.backend.url, { env: (n) => f.backend.env[n] ?? Deno.env.get(n) });
 }
 
+/** An object's decoded content (decompressed, decrypted) and its metadata. */
 async function download(store: Store, key: string) {
   const data = await store.get(key);
-  return { bytes: new Uint8Array(await new Response(data.body).arrayBuffer()), metadata: data.metadata };
+  if (data.metadata.format === undefined) { // state.json and the lease are stored as they are
+    return { bytes: new Uint8Array(await new Response(data.body).arrayBuffer()), metadata: data.metadata };
+  }
+  const content = decodeBody(store, key, storedForm(data.metadata), data.body, (_reason, message) => {
+    throw new Error(message);
+  });
+  return { bytes: new Uint8Array(await new Response(content).arrayBuffer()), metadata: data.metadata };
 }
+
+/** The metadata fields an upload adds (digests and codec): uploadVerified writes them afresh. */
+const UPLOAD_FIELDS = [
+  "sha256",
+  "content-sha256",
+  "content-length",
+  "stored-length",
+  "compression",
+  "encryption",
+  "key-id",
+];
 
 /** A key for the same generation at another time. */
 function keyAt(key: string, time: number): string {
   return key.replace(/-\d{17}\.wal$/, `-${formatTimestamp(time)}.wal`);
 }
 
-/** Stores `bytes` under `key` with segment metadata `meta` (sha256 recomputed, as an upload would). */
+/** Stores `bytes` under `key` with segment metadata `meta`, encoded and checksummed as walsync's upload does. */
 async function putSegment(store: Store, key: string, bytes: Uint8Array, metadata: Record<string, string>) {
-  const sha256 = createHash("sha256").update(bytes).digest("hex");
-  await store.put(key, bytesSource(bytes), { ...metadata, sha256 });
+  const fields = Object.fromEntries(Object.entries(metadata).filter(([k]) => !UPLOAD_FIELDS.includes(k)));
+  await uploadVerified(store, key, bytesSource(bytes), fields);
 }
 
 /** Two consecutive segments of the same WAL cycle (so that they can be joined), counted from the end. */

@@ -5,7 +5,14 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { resolve } from "node:path";
-import { asUserError, corruptError, ExitCode, notFoundError, WalsyncError } from "../errors.ts";
+import {
+  asUserError,
+  corruptError,
+  ExitCode,
+  notFoundError,
+  osErrorReason,
+  WalsyncError,
+} from "../errors.ts";
 import type { SegmentObject } from "../restore/apply.ts";
 import { formatGeneration, validateName } from "../layout.ts";
 import * as log from "../log.ts";
@@ -83,7 +90,7 @@ export async function restoreCommand(
   try {
     let rebuilt: Rebuilt;
     try {
-      rebuilt = await localFiles(temp.path, () => rebuildFirstIntact(store, choice, temp.file, hint));
+      rebuilt = await localFiles(output, () => rebuildFirstIntact(store, choice, temp.file, hint));
     } finally {
       temp.file.close();
     }
@@ -121,7 +128,9 @@ async function localFiles<T>(path: string, fn: () => Promise<T>): Promise<T> {
     const osError = e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable ||
       /\(os error \d+\)/.test(e.message);
     if (!osError) throw e;
-    throw new WalsyncError(`cannot write ${path}: ${e.message}`, ExitCode.Failure, { cause: e });
+    throw new WalsyncError(`cannot write ${path}: ${osErrorReason(e) ?? e.message}`, ExitCode.Failure, {
+      cause: e,
+    });
   }
 }
 

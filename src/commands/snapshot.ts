@@ -3,7 +3,7 @@
  * new generation and confirmed by a HEAD.
  * @module
  */
-import { latestTime, readCatalog } from "../catalog.ts";
+import { latestTimeOf, readHistory } from "../log/history.ts";
 import { defaultName, nextTime, snapshotKey, validateName } from "../layout.ts";
 import { usageError } from "../errors.ts";
 import * as log from "../log.ts";
@@ -50,16 +50,20 @@ export async function snapshotCommand(store: Store, dbPath: string, name?: strin
   try {
     const cleaned = await cleanUploadLeftovers(store, `${dbName}/`);
     if (cleaned) log.info(`${dbName}: removed ${cleaned} leftover(s) of interrupted uploads`);
-    const [catalog] = await readCatalog(store, dbName);
-    const generation = (catalog?.generations.at(-1)?.generation ?? 0) + 1;
-    const time = nextTime(latestTime(catalog));
+    const history = await readHistory(store, dbName);
+    const generation = (history?.generations.at(-1)?.generation ?? 0) + 1;
+    const time = nextTime(latestTimeOf(history));
     const key = snapshotKey(dbName, generation, time);
     const { image } = held;
     log.debug(`uploading the snapshot of ${dbPath} to ${store.url}/${key}`);
+    // Stored as is, the image is read twice (checksums, then upload). Encoded, it is read once (into
+    // a compressed/encrypted temp file) and that file is uploaded: counted by the wrapped store.
+    const encoded = store.codec !== undefined &&
+      (store.codec.compression !== "none" || store.codec.key !== null);
     const uploaded = await uploadVerified(
-      store,
+      encoded ? progress.wrap(store, "upload") : store,
       key,
-      progress.source(image, ["checksum", "upload"]),
+      progress.source(image, encoded ? ["compress"] : ["checksum", "upload"]),
       encodeSnapshotMeta({
         pageSize: image.pageSize,
         pageCount: image.pageCount,

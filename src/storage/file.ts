@@ -258,8 +258,9 @@ const LEFTOVER_AGE_MS = 60_000;
  * progress elsewhere is younger (it is written continuously) and its process alive, so it is
  * never among them.
  */
-export async function uploadLeftovers(store: Store, prefix = ""): Promise<string[]> {
-  if (!(store instanceof FileStore)) return [];
+export async function uploadLeftovers(wrapped: Store, prefix = ""): Promise<string[]> {
+  const store = fileStoreOf(wrapped);
+  if (!store) return [];
   const found: string[] = [];
   const now = Date.now();
   const walk = async (relative: string) => {
@@ -293,7 +294,14 @@ export async function uploadLeftovers(store: Store, prefix = ""): Promise<string
 
 /** Removes the leftovers of interrupted uploads under `prefix` (`file://` stores only); returns how many. */
 export function cleanUploadLeftovers(store: Store, prefix: string): Promise<number> {
-  return store instanceof FileStore ? store.abortIncompleteUploads(prefix) : Promise.resolve(0);
+  return fileStoreOf(store)?.abortIncompleteUploads(prefix) ?? Promise.resolve(0);
+}
+
+/** The {@link FileStore} under `store`'s wrappers (counting, retrying …, each with an `inner`), if any. */
+function fileStoreOf(store: Store): FileStore | null {
+  let s: Store | undefined = store;
+  while (s && !(s instanceof FileStore)) s = (s as { inner?: Store }).inner;
+  return s ?? null;
 }
 
 /** Whether process `pid` of this host exists (Linux /proc; elsewhere assumed alive: the age rule applies). */

@@ -7,6 +7,7 @@
  * reader.
  * @module
  */
+import { ExitCode, WalsyncError } from "../errors.ts";
 
 /** Names per page: memory bound versus the number of scans of a huge directory. */
 const PAGE = 50_000;
@@ -58,7 +59,8 @@ async function* entryNames(dir: string, type: "f" | "d", exclude: string[] = [])
     const stderr = await errors;
     if (status.code !== 0) {
       if (/No such file or directory|Not a directory/.test(stderr)) return;
-      throw new Error(`cannot read directory ${dir}: ${stderr.trim()}`);
+      const reason = /Permission denied/.test(stderr) ? "permission denied" : stderr.trim();
+      throw new WalsyncError(`cannot read backup directory ${dir}: ${reason}`, ExitCode.Storage);
     }
     return;
   }
