@@ -1,26 +1,25 @@
 /**
- * Continuous replication of one database (DESIGN.md §4): a read transaction held at all times pins
- * the WAL; each sync ships the committed frames after the last shipped position as one segment;
+ * Continuous replication of one database (docs/design.md §4): a read transaction held at all times
+ * pins the WAL; each sync ships the committed frames after the last shipped position as one segment;
  * walsync runs the checkpoints itself under a short write-lock barrier, so that every WAL restart it
  * later sees is provably continuous; anything else is a gap and starts a new generation.
+ *
+ * The application's write lock (the barrier) is never held across network I/O: everything committed
+ * is shipped first without it; under it only local work is done (the few frames committed since are
+ * copied into a memory spool, the read transaction is moved, a PASSIVE checkpoint runs), and the
+ * spool is uploaded after the lock is released. Every upload is frozen (key, bytes, metadata) until
+ * it is confirmed, so a retry never stores a second object for the same place in the chain.
  * @module
  */
 import { fstatSync } from "node:fs";
 import type { DatabaseSync } from "node:sqlite";
-import { type DatabaseCatalog, latestTime, readCatalog } from "../catalog.ts";
+import { latestTime, readCatalog } from "../catalog.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import { Lease } from "./lease.ts";
-import { type BackupObject, nextTime, segmentKey, snapshotKey, stateKey } from "../layout.ts";
+import { nextTime, segmentKey, snapshotKey, stateKey } from "../layout.ts";
 import * as log from "../log.ts";
-import { decodeSegmentMeta, decodeSnapshotMeta, encodeSegmentMeta, encodeSnapshotMeta } from "../metadata.ts";
-import {
-  beginRead,
-  DbFile,
-  endTransaction,
-  openReader,
-  openWriter,
-  tryWriteLock,
-} from "../sqlite/database.ts";
+import { encodeSegmentMeta, encodeSnapshotMeta } from "../metadata.ts";
+import { DbFile, endTransaction, openWriter, tryWriteLock } from "../sqlite/database.ts";
 import { type DatabaseImage, scanImage } from "../sqlite/image.ts";
 import { fileRangeSource } from "../storage/file_range.ts";
 import type { Store } from "../storage/store.ts";
@@ -32,12 +31,15 @@ import {
   parseFrameHeader,
   readAt,
   readWalHeader,
-  scanWal,
-  startOf,
   WAL_FRAME_HEADER_SIZE,
-  type WalHeader,
   type WalPosition,
 } from "../wal.ts";
+import { captureCommitted, type CapturedFrames, type Tip } from "./capture.ts";
+import { DurationSample } from "./duration_sample.ts";
+import { CaptureChangedError, frozenSource, type PendingUpload, spoolBudget } from "./outbox.ts";
+import { ReadPin } from "./read_pin.ts";
+import { readStoredTip, walStillHolds } from "./resume.ts";
+import { testHook } from "./test_hooks.ts";
 
 /**
  * The longest pause between two attempts of a failing database. Each attempt already retries
@@ -45,6 +47,9 @@ import {
  * that the backlog is shipped soon after the store comes back.
  */
 const MAX_BACKOFF_MS = 10_000;
+
+/** How often a checkpoint or snapshot retries when the remainder committed meanwhile does not fit the spool. */
+const SPOOL_ATTEMPTS = 3;
 
 /** Tunables of a replica. */
 export interface ReplicaOptions {
@@ -65,14 +70,8 @@ export interface ReplicaStats {
   generationsStarted: number;
   checkpoints: number;
   failedUploads: number;
-}
-
-/** Where the replica stands: the cycle it is in and the last position stored in the backup. */
-interface Shipped {
-  /** Header of the WAL cycle `position` belongs to (null: the snapshot was taken with no WAL). */
-  header: WalHeader | null;
-  position: WalPosition | null;
-  pageSize: number;
+  /** How long each barrier held the application's write lock, in milliseconds (bounded sample). */
+  barrierMs: DurationSample;
 }
 
 /** One watched database. */
@@ -83,11 +82,15 @@ export class Replica {
     generationsStarted: 0,
     checkpoints: 0,
     failedUploads: 0,
+    barrierMs: new DurationSample(),
   };
   generation = 0;
   #nextIndex = 0;
-  #shipped: Shipped | null = null;
-  #reader: DatabaseSync | null = null;
+  /** The end of the last captured object (stored, or frozen in #outbox): the next segment starts here. */
+  #tip: Tip | null = null;
+  /** Frozen uploads not yet confirmed, in chain order: retried exactly, before anything newer. */
+  #outbox: PendingUpload[] = [];
+  #pin: ReadPin | null = null;
   /** Our own descriptor of the database file: opened before the connections, closed after them. */
   #dbFile: DbFile | null = null;
   #lastTime: number | undefined;
@@ -133,101 +136,38 @@ export class Replica {
     if (aborted) log.info(`${this.name}: cleaned up ${aborted} incomplete upload(s) left by an earlier run`);
     const [catalog] = await readCatalog(this.store, this.name);
     this.#lastTime = latestTime(catalog);
-    const resumable = await this.#storedTip(catalog);
-    const resumed = await this.#withBarrier(async () => {
-      endTransaction(this.#reader!);
-      beginRead(this.#reader!);
-      if (!resumable) return "no stored generation to continue";
-      const why = this.#continues(resumable.shipped);
-      if (why) return why;
-      this.generation = resumable.generation;
-      this.#nextIndex = resumable.nextIndex;
-      this.#shipped = resumable.shipped;
-      this.#lastSnapshotAt = resumable.lastSnapshotAt;
-      await this.#shipPending();
-      return null;
-    }, { mustSucceed: true });
-    if (resumed === null) {
+    const why = await this.#resume(await readStoredTip(this.store, this.name, catalog));
+    if (why === null) {
       log.info(`${this.name}: continuing generation ${this.generation} at segment #${this.#nextIndex}`);
     } else {
-      await this.#newGeneration(resumed, (catalog?.generations.at(-1)?.generation ?? 0) + 1);
-    }
-  }
-
-  /** The last stored position of the newest generation, read from its last object's metadata. */
-  async #storedTip(catalog: DatabaseCatalog | undefined) {
-    const generation = catalog?.generations.at(-1);
-    if (!generation || generation.snapshots.length === 0) return null;
-    const last: BackupObject = [...generation.snapshots, ...generation.segments].sort((a, b) =>
-      a.time - b.time
-    ).at(-1)!;
-    const head = await this.store.head(last.key);
-    if (!head) return null;
-    try {
-      const lastSnapshotAt = generation.snapshots.at(-1)!.time;
-      if (last.kind === "snapshot") {
-        const meta = decodeSnapshotMeta(head.metadata);
-        return {
-          generation: generation.generation,
-          nextIndex: meta.segmentsBefore,
-          lastSnapshotAt,
-          shipped: { header: null, position: meta.position, pageSize: meta.pageSize },
-        };
-      }
-      const meta = decodeSegmentMeta(head.metadata);
-      return {
-        generation: generation.generation,
-        nextIndex: meta.index + 1,
-        lastSnapshotAt,
-        shipped: {
-          header: null,
-          position: {
-            salt1: meta.salt1,
-            salt2: meta.salt2,
-            frame: meta.firstFrame + meta.frameCount - 1,
-            checksum: meta.after,
-          },
-          pageSize: meta.pageSize,
-        },
-      };
-    } catch (e) {
-      log.warn(`${this.name}: cannot read ${last.key} to resume: ${(e as Error).message}`);
-      return null;
+      await this.#newGeneration(why, (catalog?.generations.at(-1)?.generation ?? 0) + 1);
     }
   }
 
   /**
-   * Checks that the WAL on disk still holds the stored position `shipped` (same cycle, and the
-   * checksum chain reaches exactly the stored checksum at that frame). Returns why not, or null.
-   * On success fills in the cycle header.
+   * Continues the stored generation if the WAL still holds its last position: ships what was
+   * committed since without any lock, then pins the read transaction under the barrier (spooling
+   * the few frames committed meanwhile). Returns null when continuing, else why not.
    */
-  #continues(shipped: Shipped): string | null {
-    const position = shipped.position;
-    if (!position) return "the last snapshot was taken without a WAL";
-    const wal = openForRead(this.#walPath);
-    if (wal === null) return "the WAL file is gone";
-    try {
-      const header = readWalHeader(wal);
-      if (!header) return "the WAL has no valid header";
-      if (header.salt1 !== position.salt1 || header.salt2 !== position.salt2) {
-        return "the WAL was restarted or replaced while walsync was not watching";
-      }
-      if (header.pageSize !== shipped.pageSize) return "the page size changed";
-      let reached: WalPosition | null = position.frame === 0 ? startOf(header) : null;
-      scanWal(wal, header, startOf(header), (frame) => {
-        if (frame.frameNo === position.frame) {
-          reached = { salt1: header.salt1, salt2: header.salt2, frame: frame.frameNo, checksum: frame.after };
-        }
-      }, position.frame);
-      const at = reached as WalPosition | null;
-      if (!at || at.checksum[0] !== position.checksum[0] || at.checksum[1] !== position.checksum[1]) {
-        return "the WAL no longer holds the last shipped frame";
-      }
-      shipped.header = header;
-      return null;
-    } finally {
-      closeFd(wal);
+  async #resume(stored: Awaited<ReturnType<typeof readStoredTip>>): Promise<string | null> {
+    if (!stored) return "no stored generation to continue";
+    this.#pin!.holdUnproven();
+    const why = walStillHolds(this.#walPath, stored.tip);
+    if (why) return why;
+    this.generation = stored.generation;
+    this.#nextIndex = stored.nextIndex;
+    this.#tip = stored.tip;
+    this.#lastSnapshotAt = stored.lastSnapshotAt;
+    await this.#shipPending();
+    if (!this.#gap) await this.#barrierRound({ checkpoint: false, mustSucceed: true });
+    if (this.#gap) {
+      const reason = this.#gap;
+      this.#gap = null;
+      this.#outbox = [];
+      return reason;
     }
+    await this.#drain();
+    return null;
   }
 
   /**
@@ -262,12 +202,12 @@ export class Replica {
       await this.#newGeneration(reason, newest + 1);
       return;
     }
-    // A checkpoint ships the pending frames itself, under the barrier: still one PUT this round.
-    const position = this.#shipped?.position;
+    // A checkpoint ships everything committed first (without the lock).
+    const position = this.#tip?.position;
     const checkpointDue = position !== null && position !== undefined &&
       position.frame >= this.options.checkpointFrames && !samePosition(position, this.#checkpointedAt);
     const checkpointed = checkpointDue && await this.#checkpoint();
-    if (!checkpointed && this.#walHasNews()) {
+    if (!checkpointed && (this.#outbox.length > 0 || this.#walHasNews())) {
       const before = this.stats.segments;
       await this.#shipPending();
       this.#nothingNewAt = this.stats.segments === before ? this.#probeKey : null;
@@ -293,7 +233,7 @@ export class Replica {
     try {
       const header = readWalHeader(wal);
       if (!header) return false;
-      const position = this.#shipped?.position;
+      const position = this.#tip?.position;
       if (!position || header.salt1 !== position.salt1 || header.salt2 !== position.salt2) return true;
       const next = new Uint8Array(WAL_FRAME_HEADER_SIZE);
       if (readAt(wal, frameOffset(position.frame + 1, header.pageSize), next) < next.byteLength) return false;
@@ -314,7 +254,7 @@ export class Replica {
   /** Ships whatever is committed and stops: the in-flight work is finished, the read lock released. */
   async stop(): Promise<void> {
     try {
-      if (!this.failure && !this.#gap && this.#reader) await this.#shipPending();
+      if (!this.failure && !this.#gap && this.#pin) await this.#shipPending();
       if (!this.failure) await this.#writeState();
     } finally {
       this.#close();
@@ -333,15 +273,11 @@ export class Replica {
   }
 
   #close(): void {
-    if (this.#reader) {
-      try {
-        endTransaction(this.#reader);
-        this.#reader.close();
-      } catch { /* closing anyway */ }
-      this.#reader = null;
-    }
+    this.#pin?.close();
+    this.#pin = null;
     this.#dbFile?.close(); // only after the connection (see DbFile)
     this.#dbFile = null;
+    this.#clearOutbox();
   }
 
   /** Opens our descriptor and the read-only connection; checks that the database is in WAL mode. */
@@ -356,7 +292,7 @@ export class Replica {
     }
     this.#dbFile = dbFile;
     try {
-      this.#reader = openReader(this.path);
+      this.#pin = new ReadPin(this.path);
     } catch (e) {
       this.#close();
       throw e;
@@ -377,49 +313,26 @@ export class Replica {
   }
 
   /**
-   * Reads the WAL past the shipped position and uploads the committed frames as one segment.
-   * Detects gaps (a header change that is not a clean restart) and records them in #gap.
+   * Uploads what is frozen in the outbox, then captures the committed frames past the tip and
+   * uploads them as one segment (without any lock). Gaps are recorded in #gap.
    */
   async #shipPending(): Promise<void> {
-    const shipped = this.#shipped;
-    if (!shipped) return;
-    const wal = openForRead(this.#walPath);
-    if (wal === null) return; // no WAL yet, or not yet re-created: nothing new
-    let segment: { header: WalHeader; from: WalPosition; end: WalPosition; commitSize: number } | null = null;
-    try {
-      const header = readWalHeader(wal);
-      if (!header) return; // empty or being rewritten: nothing committed to read yet
-      let from: WalPosition;
-      const position = shipped.position;
-      if (position && header.salt1 === position.salt1 && header.salt2 === position.salt2) {
-        from = position;
-      } else if (!position || header.salt1 === ((position.salt1 + 1) >>> 0)) {
-        from = startOf(header); // a clean restart (or the first WAL after a WAL-less snapshot)
-      } else {
-        this.#gap = `the WAL header changed without a clean restart (salt-1 ${hex(position.salt1)} -> ${
-          hex(header.salt1)
-        })`;
-        return;
-      }
-      if (header.pageSize !== shipped.pageSize) {
-        this.#gap = `the page size changed from ${shipped.pageSize} to ${header.pageSize}`;
-        return;
-      }
-      const scan = scanWal(wal, header, from);
-      if (scan.end.frame > from.frame) {
-        segment = { header, from, end: scan.end, commitSize: scan.commitSize! };
-      }
-    } finally {
-      closeFd(wal);
+    await this.#drain();
+    if (this.#gap || !this.#tip || !this.#pin) return;
+    const captured = captureCommitted(this.#walPath, this.#tip, { pinBroken: this.#pin.broken });
+    if (captured.kind === "gap") {
+      this.#gap ??= captured.reason;
+      return;
     }
-    if (segment) await this.#uploadSegment(segment);
+    if (captured.kind !== "frames") return;
+    const source = fileRangeSource(this.#walPath, captured.offset, captured.length);
+    this.#outbox.push(this.#freezeSegment(captured, source));
+    await this.#drain();
   }
 
-  async #uploadSegment(s: { header: WalHeader; from: WalPosition; end: WalPosition; commitSize: number }) {
-    const { header, from, end } = s;
-    const frameSize = WAL_FRAME_HEADER_SIZE + header.pageSize;
-    const offset = frameOffset(from.frame + 1, header.pageSize);
-    const length = (end.frame - from.frame) * frameSize;
+  /** Fixes the next segment of the chain: its index, time, key and metadata never change after this. */
+  #freezeSegment(frames: CapturedFrames, content: ReturnType<typeof bytesSource>): PendingUpload {
+    const { header, from, end } = frames;
     const time = nextTime(this.#lastTime);
     const key = segmentKey(this.name, this.generation, time);
     const metadata = encodeSegmentMeta({
@@ -433,15 +346,62 @@ export class Replica {
       frameCount: end.frame - from.frame,
       before: from.checksum,
       after: end.checksum,
-      commitSize: s.commitSize,
+      commitSize: frames.commitSize,
     });
-    await this.#upload(key, fileRangeSource(this.#walPath, offset, length), metadata);
+    const memoryBytes = frames.bytes?.byteLength ?? 0;
+    spoolBudget.used += memoryBytes;
     this.#lastTime = time;
     this.#nextIndex++;
-    this.#shipped = { header, position: end, pageSize: header.pageSize };
-    this.stats.segments++;
-    this.#segmentsSinceSnapshot++;
-    log.debug(`${this.name}: segment ${key} frames ${from.frame + 1}-${end.frame} (${length} bytes)`);
+    this.#tip = { header, position: end, pageSize: header.pageSize };
+    return {
+      kind: "segment",
+      key,
+      time,
+      metadata,
+      source: frozenSource(
+        content,
+        frames.sha256,
+        `segment ${key} (WAL frames ${from.frame + 1}-${end.frame})`,
+      ),
+      tip: this.#tip,
+      description: `frames ${from.frame + 1}-${end.frame} (${frames.length} bytes${
+        memoryBytes ? ", spooled" : ""
+      })`,
+      memoryBytes,
+    };
+  }
+
+  /** Uploads the frozen objects in order; each leaves the outbox only once confirmed. */
+  async #drain(): Promise<void> {
+    while (this.#outbox.length > 0) {
+      const item = this.#outbox[0];
+      try {
+        await this.#upload(item.key, item.source, item.metadata);
+      } catch (e) {
+        if (!(e instanceof CaptureChangedError)) throw e;
+        // The frames under a frozen segment were overwritten: they cannot be shipped any more.
+        this.#gap ??= e.message;
+        this.#clearOutbox();
+        return;
+      }
+      this.#outbox.shift();
+      spoolBudget.used -= item.memoryBytes;
+      if (item.kind === "segment") {
+        this.stats.segments++;
+        this.#segmentsSinceSnapshot++;
+        log.debug(`${this.name}: segment ${item.key} ${item.description}`);
+      } else {
+        this.#lastSnapshotAt = item.time;
+        this.#segmentsSinceSnapshot = 0;
+        this.stats.snapshots++;
+        log.info(`${this.name}: snapshot ${item.key} (${item.description})`);
+      }
+    }
+  }
+
+  #clearOutbox(): void {
+    for (const item of this.#outbox) spoolBudget.used -= item.memoryBytes;
+    this.#outbox = [];
   }
 
   /** Uploads with verification; logs an outage once and its end once. Throws on failure. */
@@ -465,10 +425,11 @@ export class Replica {
   }
 
   /**
-   * Runs `work` while holding the write lock (BEGIN IMMEDIATE on a second connection), after
-   * shipping everything committed. Returns null without running it if the lock stayed busy.
+   * Runs `work` while holding the write lock (BEGIN IMMEDIATE on a second connection). `work` is
+   * synchronous on purpose: only local work may run under the application's lock, never network
+   * I/O. Returns null without running it if the lock stayed busy. Records how long the lock was held.
    */
-  async #withBarrier<T>(work: () => Promise<T>, opts: { mustSucceed?: boolean } = {}): Promise<T | null> {
+  async #withBarrier<T>(work: () => T, opts: { mustSucceed?: boolean } = {}): Promise<T | null> {
     const writer = openWriter(this.path);
     try {
       let attempt = 0;
@@ -480,97 +441,144 @@ export class Replica {
         }
         await new Promise((r) => setTimeout(r, 100));
       }
+      const lockedAt = performance.now();
       try {
-        return await work();
+        return work();
       } finally {
         endTransaction(writer);
+        this.stats.barrierMs.add(performance.now() - lockedAt);
       }
     } finally {
       writer.close();
     }
   }
 
-  /** Checkpoint under the barrier: everything shipped, R ended, PASSIVE checkpoint, R re-opened. */
-  /** Returns true if the checkpoint ran (everything committed was shipped first). */
-  async #checkpoint(): Promise<boolean> {
-    const done = await this.#withBarrier(async () => {
-      await this.#shipPending();
-      if (this.#gap) return false;
-      endTransaction(this.#reader!);
-      const checkpointer = openWriter(this.path);
-      try {
-        const result = checkpointer.prepare("PRAGMA wal_checkpoint(PASSIVE)").get() as Record<string, number>;
-        log.debug(`${this.name}: checkpoint: ${result.checkpointed} of ${result.log} frames backfilled`);
-      } finally {
-        checkpointer.close();
-        this.#holdReadLock();
+  /**
+   * The barrier step shared by checkpoints, snapshots and resuming (docs/design.md §4). Under the
+   * write lock, local work only: copy the frames committed since the tip into a memory spool, end
+   * the read transaction, run a PASSIVE checkpoint if asked, start the read transaction again (now
+   * at the WAL end), and scan the snapshot image if asked. The spool joins the outbox as the next
+   * segment; the caller uploads it after the lock is released. If the remainder does not fit the
+   * spool, the lock is released, the backlog shipped without it, and the step tried again.
+   * Returns null if it did not run (lock busy, gap, or the remainder kept growing).
+   */
+  async #barrierRound(
+    opts: { checkpoint: boolean; image?: boolean; mustSucceed?: boolean },
+  ): Promise<{ image: DatabaseImage | null } | null> {
+    for (let attempt = 1;; attempt++) {
+      const outcome = await this.#withBarrier(() => {
+        const spool = captureCommitted(this.#walPath, this.#tip!, {
+          pinBroken: this.#pin!.broken,
+          memoryLimit: spoolBudget.available(),
+        });
+        if (spool.kind === "gap") {
+          this.#gap ??= spool.reason;
+          return "gap" as const;
+        }
+        if (spool.kind === "too-big") return "too-big" as const;
+        this.#releaseAndRepin(opts.checkpoint ? checkpointPassive : null);
+        if (spool.kind === "frames") this.#outbox.push(this.#freezeSegment(spool, bytesSource(spool.bytes!)));
+        return { image: opts.image ? scanImage(this.#dbFile!) : null };
+      }, { mustSucceed: opts.mustSucceed });
+      if (outcome === null || outcome === "gap") return null;
+      if (outcome !== "too-big") return outcome;
+      if (attempt >= SPOOL_ATTEMPTS && !opts.mustSucceed) {
+        log.debug(`${this.name}: too much committed during the barrier for the spool; trying again later`);
+        return null;
       }
-      this.#checkpointedAt = this.#shipped?.position ?? null;
-      return true;
-    });
-    if (done) this.stats.checkpoints++;
-    else if (done === null) log.debug(`${this.name}: checkpoint skipped this round, the database is busy`);
-    return done === true;
-  }
-
-  /** A snapshot in the current generation, at the WAL end, under the barrier. */
-  async #snapshot(reason: string): Promise<void> {
-    const image = await this.#withBarrier(async () => {
       await this.#shipPending();
       if (this.#gap) return null;
-      endTransaction(this.#reader!);
-      this.#holdReadLock();
-      return await scanImage(this.#dbFile!);
-    });
-    if (!image) return;
-    await this.#uploadSnapshot(image, reason);
+    }
   }
 
-  /** Re-opens the read transaction; if that fails, continuity can no longer be proven. */
-  #holdReadLock(): void {
+  /** Ends R, runs `work`, re-pins R (see ReadPin); a failure to re-pin is a gap. */
+  #releaseAndRepin(work: ((checkpointer: DatabaseSync) => void) | null): void {
     try {
-      beginRead(this.#reader!);
+      this.#pin!.releaseAndRepin((c) => work?.(c!), { checkpointer: work !== null });
     } catch (e) {
-      this.#gap = `lost the read transaction: ${(e as Error).message}`;
+      const broken = this.#pin!.broken;
+      if (broken) this.#gap ??= `lost the read transaction: ${broken}`;
       throw e;
     }
+  }
+
+  /**
+   * Checkpoint: ship everything committed without any lock, then the barrier step (spool, PASSIVE
+   * checkpoint, re-pin), then upload the spool. Returns true if the checkpoint ran.
+   */
+  async #checkpoint(): Promise<boolean> {
+    await this.#shipPending();
+    if (this.#gap || this.#outbox.length > 0) return false;
+    const done = await this.#barrierRound({ checkpoint: true });
+    if (!done) {
+      if (!this.#gap) log.debug(`${this.name}: checkpoint skipped this round, the database is busy`);
+      return false;
+    }
+    this.stats.checkpoints++;
+    this.#checkpointedAt = this.#tip?.position ?? null;
+    if (this.#outbox.length > 0 && testHook("crash-after-checkpoint")) {
+      log.warn(
+        `${this.name}: test hook crash-after-checkpoint: killing the process before the spool is uploaded`,
+      );
+      Deno.kill(Deno.pid, "SIGKILL");
+    }
+    await this.#drain();
+    return true;
+  }
+
+  /**
+   * A snapshot in the current generation: ship first without any lock, then the barrier step
+   * (spool, re-pin at the WAL end, scan the image), upload the spool, then stream the image under
+   * the read transaction (no checkpoint moves it while the snapshot is in the outbox).
+   */
+  async #snapshot(reason: string): Promise<void> {
+    await this.#shipPending();
+    if (this.#gap || this.#outbox.length > 0) return;
+    const done = await this.#barrierRound({ checkpoint: false, image: true });
+    if (!done?.image) return;
+    this.#outbox.push(this.#freezeSnapshot(done.image, reason));
+    await this.#drain();
   }
 
   async #newGeneration(reason: string, generation: number): Promise<void> {
     // The first generation of a new backup is routine; any later one means continuity was lost.
     (generation === 1 ? log.info : log.warn)(`${this.name}: starting generation ${generation}: ${reason}`);
-    const image = await this.#withBarrier(async () => {
-      endTransaction(this.#reader!);
-      this.#holdReadLock();
-      return await scanImage(this.#dbFile!);
+    this.#clearOutbox(); // anything still pending belongs to the old generation
+    const image = await this.#withBarrier(() => {
+      this.#releaseAndRepin(null);
+      return scanImage(this.#dbFile!);
     }, { mustSucceed: true });
     this.generation = generation;
     this.#nextIndex = 0;
     this.#gap = null;
     this.stats.generationsStarted++;
-    await this.#uploadSnapshot(image!, `generation ${generation}`);
+    this.#outbox.push(this.#freezeSnapshot(image!, `generation ${generation}`));
+    await this.#drain();
     await this.#writeState();
   }
 
-  async #uploadSnapshot(image: DatabaseImage, reason: string): Promise<void> {
+  /** Fixes a snapshot of the image at the tip; retries stream the same image (R does not move meanwhile). */
+  #freezeSnapshot(image: DatabaseImage, reason: string): PendingUpload {
     const time = nextTime(this.#lastTime);
     const key = snapshotKey(this.name, this.generation, time);
-    await this.#upload(
-      key,
-      image,
-      encodeSnapshotMeta({
-        pageSize: image.pageSize,
-        pageCount: image.pageCount,
-        position: image.position,
-        segmentsBefore: this.#nextIndex,
-      }),
-    );
+    const metadata = encodeSnapshotMeta({
+      pageSize: image.pageSize,
+      pageCount: image.pageCount,
+      position: image.position,
+      segmentsBefore: this.#nextIndex,
+    });
     this.#lastTime = time;
-    this.#lastSnapshotAt = time;
-    this.#segmentsSinceSnapshot = 0;
-    this.#shipped = { header: image.walHeader, position: image.position, pageSize: image.pageSize };
-    this.stats.snapshots++;
-    log.info(`${this.name}: snapshot ${key} (${image.size} bytes; ${reason})`);
+    this.#tip = { header: image.walHeader, position: image.position, pageSize: image.pageSize };
+    return {
+      kind: "snapshot",
+      key,
+      time,
+      metadata,
+      source: image,
+      tip: this.#tip,
+      description: `${image.size} bytes; ${reason}`,
+      memoryBytes: 0,
+    };
   }
 
   /** state.json: a hint for `list` and people; restore never depends on it. */
@@ -579,7 +587,7 @@ export class Replica {
       name: this.name,
       path: this.path,
       generation: this.generation,
-      nextSegmentIndex: this.#nextIndex,
+      nextSegmentIndex: this.#nextIndex - this.#outbox.filter((u) => u.kind === "segment").length,
       updated: new Date().toISOString(),
     };
     try {
@@ -594,12 +602,14 @@ export class Replica {
   }
 }
 
-function samePosition(a: WalPosition | null, b: WalPosition | null): boolean {
-  return a !== null && b !== null && a.salt1 === b.salt1 && a.salt2 === b.salt2 && a.frame === b.frame;
+/** A PASSIVE checkpoint on `db` (not in a transaction); logs how far it got. */
+function checkpointPassive(db: DatabaseSync): void {
+  const result = db.prepare("PRAGMA wal_checkpoint(PASSIVE)").get() as Record<string, number>;
+  log.debug(`checkpoint: ${result.checkpointed} of ${result.log} frames backfilled (busy ${result.busy})`);
 }
 
-function hex(n: number): string {
-  return n.toString(16).padStart(8, "0");
+function samePosition(a: WalPosition | null, b: WalPosition | null): boolean {
+  return a !== null && b !== null && a.salt1 === b.salt1 && a.salt2 === b.salt2 && a.frame === b.frame;
 }
 
 async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
