@@ -9,7 +9,7 @@
  * @module
  */
 import type { DatabaseSync } from "node:sqlite";
-import { beginRead, endTransaction, openReader, openWriter } from "../sqlite/database.ts";
+import { beginRead, endTransaction, openReader } from "../sqlite/database.ts";
 import { testHook } from "./test_hooks.ts";
 
 /** A read transaction held on a database, with a record of whether it was held as the protocol requires. */
@@ -40,26 +40,45 @@ export class ReadPin {
   }
 
   /**
+   * Moves R to the WAL's current end without ever letting go: a second connection starts its read
+   * transaction while R is still held, then the old one ends. The proof stays intact (docs/design.md
+   * §4): either the new R pins frames (no restart can happen while it is held), or it began on a
+   * fully backfilled WAL, whose frames were all inside the old R's view and therefore already
+   * captured. Only call it when nothing captured waits in the WAL file itself (empty outbox).
+   * Lets a checkpoint outside the barrier backfill up to the new R, so that the one under the
+   * barrier has only the last few frames left.
+   */
+  advance(): void {
+    const next = openReader(this.path);
+    try {
+      beginRead(next);
+    } catch (e) {
+      next.close();
+      throw e;
+    }
+    const old = this.#db;
+    this.#db = next;
+    try {
+      endTransaction(old);
+      old.close();
+    } catch { /* the new R holds the pin */ }
+  }
+
+  /**
    * Ends R, runs `work`, and starts R again in every case. Call it under the barrier only, after
    * every committed frame was shipped or spooled; then R is proven held again.
    *
-   * With `checkpointer`, `work` gets a fresh writable connection (not in a transaction, as a
-   * checkpoint needs) that is opened *before* R ends, so failing to open it leaves R untouched. If
-   * starting R again fails, the pin is marked broken (with the reason) and the error is thrown.
+   * Anything `work` needs (a checkpoint needs a connection that is not in a transaction) must be
+   * opened before, so that failing to open it leaves R untouched. If starting R again fails, the
+   * pin is marked broken (with the reason) and the error is thrown.
    */
-  releaseAndRepin<T>(work: (checkpointer: DatabaseSync | null) => T, opts: { checkpointer: boolean }): T {
-    const checkpointer = opts.checkpointer ? openWriter(this.path) : null;
+  releaseAndRepin<T>(work: () => T, opts: { checkpoint: boolean }): T {
+    this.#broken = "the read transaction was ended";
+    endTransaction(this.#db);
     try {
-      checkpointer?.exec("PRAGMA busy_timeout = 0"); // never wait while the barrier is held
-      this.#broken = "the read transaction was ended";
-      endTransaction(this.#db);
-      try {
-        return work(checkpointer);
-      } finally {
-        this.#repin(checkpointer !== null);
-      }
+      return work();
     } finally {
-      checkpointer?.close();
+      this.#repin(opts.checkpoint);
     }
   }
 

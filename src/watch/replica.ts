@@ -40,6 +40,7 @@ import { CaptureChangedError, frozenSource, type PendingUpload, spoolBudget } fr
 import { ReadPin } from "./read_pin.ts";
 import { readStoredTip, walStillHolds } from "./resume.ts";
 import { testHook } from "./test_hooks.ts";
+import { WalIndexProbe } from "./wal_index.ts";
 
 /**
  * The longest pause between two attempts of a failing database. Each attempt already retries
@@ -50,6 +51,15 @@ const MAX_BACKOFF_MS = 10_000;
 
 /** How often a checkpoint or snapshot retries when the remainder committed meanwhile does not fit the spool. */
 const SPOOL_ATTEMPTS = 3;
+
+/**
+ * How often a checkpoint backfills without the lock and then looks, under the barrier, whether
+ * anything was committed since; the last attempt backfills the rest under the barrier.
+ */
+const EARLY_CHECKPOINT_ATTEMPTS = 4;
+
+/** Checkpoint rounds postponed in a row before the barrier backfills the last frames itself. */
+const CHECKPOINT_MISSES_BEFORE_LOCKED_BACKFILL = 2;
 
 /** Tunables of a replica. */
 export interface ReplicaOptions {
@@ -74,6 +84,9 @@ export interface ReplicaStats {
   barrierMs: DurationSample;
 }
 
+/** What the barrier step did: ran (with the image, if asked), found commits since the backfill, or did not run. */
+type BarrierOutcome = { image: DatabaseImage | null } | "not-backfilled" | null;
+
 /** One watched database. */
 export class Replica {
   readonly stats: ReplicaStats = {
@@ -93,12 +106,16 @@ export class Replica {
   #pin: ReadPin | null = null;
   /** Our own descriptor of the database file: opened before the connections, closed after them. */
   #dbFile: DbFile | null = null;
+  /** Our descriptor of the -shm file: closed only after the connections (see WalIndexProbe). */
+  #walIndex: WalIndexProbe | null = null;
   #lastTime: number | undefined;
   #lastSnapshotAt = 0;
   #segmentsSinceSnapshot = 0;
   /** The WAL probe of the last round whose scan found nothing committed (see #walHasNews). */
   #nothingNewAt: string | null = null;
   #probeKey: string | null = null;
+  /** Checkpoint rounds in a row postponed because commits kept arriving (see #checkpoint). */
+  #checkpointMisses = 0;
   /** The position of the last checkpoint (so an idle, checkpointed WAL is not checkpointed again). */
   #checkpointedAt: WalPosition | null = null;
   #outage: string | null = null;
@@ -159,7 +176,7 @@ export class Replica {
     this.#tip = stored.tip;
     this.#lastSnapshotAt = stored.lastSnapshotAt;
     await this.#shipPending();
-    if (!this.#gap) await this.#barrierRound({ checkpoint: false, mustSucceed: true });
+    if (!this.#gap) await this.#barrierRound({ mustSucceed: true });
     if (this.#gap) {
       const reason = this.#gap;
       this.#gap = null;
@@ -275,6 +292,8 @@ export class Replica {
   #close(): void {
     this.#pin?.close();
     this.#pin = null;
+    this.#walIndex?.close(); // only after the connections (see WalIndexProbe)
+    this.#walIndex = null;
     this.#dbFile?.close(); // only after the connection (see DbFile)
     this.#dbFile = null;
     this.#clearOutbox();
@@ -291,6 +310,7 @@ export class Replica {
       );
     }
     this.#dbFile = dbFile;
+    this.#walIndex = new WalIndexProbe(this.path);
     try {
       this.#pin = new ReadPin(this.path);
     } catch (e) {
@@ -463,10 +483,19 @@ export class Replica {
    * Returns null if it did not run (lock busy, gap, or the remainder kept growing).
    */
   async #barrierRound(
-    opts: { checkpoint: boolean; image?: boolean; mustSucceed?: boolean },
-  ): Promise<{ image: DatabaseImage | null } | null> {
+    opts: {
+      /** Run a PASSIVE checkpoint on this connection (opened before: nothing can fail to open once R ended). */
+      checkpointer?: DatabaseSync;
+      image?: boolean;
+      mustSucceed?: boolean;
+      /** Give up ("not-backfilled") unless the WAL is fully backfilled already: the checkpoint then writes nothing. */
+      onlyIfBackfilled?: boolean;
+    },
+  ): Promise<BarrierOutcome> {
     for (let attempt = 1;; attempt++) {
       const outcome = await this.#withBarrier(() => {
+        // Nothing touched yet: R stays where it is, the frames stay pinned.
+        if (opts.onlyIfBackfilled && !this.#walIndex!.fullyBackfilled()) return "not-backfilled" as const;
         const spool = captureCommitted(this.#walPath, this.#tip!, {
           pinBroken: this.#pin!.broken,
           memoryLimit: spoolBudget.available(),
@@ -476,12 +505,13 @@ export class Replica {
           return "gap" as const;
         }
         if (spool.kind === "too-big") return "too-big" as const;
-        this.#releaseAndRepin(opts.checkpoint ? checkpointPassive : null);
+        this.#releaseAndRepin(opts.checkpointer ?? null);
         if (spool.kind === "frames") this.#outbox.push(this.#freezeSegment(spool, bytesSource(spool.bytes!)));
         return { image: opts.image ? scanImage(this.#dbFile!) : null };
       }, { mustSucceed: opts.mustSucceed });
       if (outcome === null || outcome === "gap") return null;
       if (outcome !== "too-big") return outcome;
+      if (opts.onlyIfBackfilled) return "not-backfilled"; // frames were committed since
       if (attempt >= SPOOL_ATTEMPTS && !opts.mustSucceed) {
         log.debug(`${this.name}: too much committed during the barrier for the spool; trying again later`);
         return null;
@@ -491,10 +521,12 @@ export class Replica {
     }
   }
 
-  /** Ends R, runs `work`, re-pins R (see ReadPin); a failure to re-pin is a gap. */
-  #releaseAndRepin(work: ((checkpointer: DatabaseSync) => void) | null): void {
+  /** Ends R, runs a PASSIVE checkpoint on `checkpointer` if given, re-pins R (see ReadPin); a failure to re-pin is a gap. */
+  #releaseAndRepin(checkpointer: DatabaseSync | null): void {
     try {
-      this.#pin!.releaseAndRepin((c) => work?.(c!), { checkpointer: work !== null });
+      this.#pin!.releaseAndRepin(() => checkpointer && checkpointPassive(checkpointer), {
+        checkpoint: checkpointer !== null,
+      });
     } catch (e) {
       const broken = this.#pin!.broken;
       if (broken) this.#gap ??= `lost the read transaction: ${broken}`;
@@ -503,17 +535,40 @@ export class Replica {
   }
 
   /**
-   * Checkpoint: ship everything committed without any lock, then the barrier step (spool, PASSIVE
-   * checkpoint, re-pin), then upload the spool. Returns true if the checkpoint ran.
+   * Checkpoint (docs/design.md §4): ship everything committed without any lock; move R to the WAL
+   * end without letting go (ReadPin.advance) and backfill up to it, fsyncs included, still without
+   * the lock; then the barrier step (spool, PASSIVE checkpoint, re-pin). The barrier step runs only
+   * if nothing was committed since the backfill, so that its checkpoint writes and fsyncs nothing;
+   * after a few misses in a row (a writer that never pauses) it backfills the last frames itself,
+   * so that the WAL stays bounded. Returns true if the checkpoint ran.
    */
   async #checkpoint(): Promise<boolean> {
     await this.#shipPending();
     if (this.#gap || this.#outbox.length > 0) return false;
-    const done = await this.#barrierRound({ checkpoint: true });
+    const mayBackfillUnderLock = this.#checkpointMisses >= CHECKPOINT_MISSES_BEFORE_LOCKED_BACKFILL;
+    let done: BarrierOutcome = null;
+    const checkpointer = openCheckpointer(this.path);
+    try {
+      for (let attempt = 1; attempt <= EARLY_CHECKPOINT_ATTEMPTS; attempt++) {
+        this.#pin!.advance();
+        checkpointPassive(checkpointer);
+        const last = attempt === EARLY_CHECKPOINT_ATTEMPTS;
+        done = await this.#barrierRound({ checkpointer, onlyIfBackfilled: !(last && mayBackfillUnderLock) });
+        if (done !== "not-backfilled") break;
+      }
+    } finally {
+      checkpointer.close();
+    }
+    if (done === "not-backfilled") {
+      this.#checkpointMisses++;
+      log.debug(`${this.name}: checkpoint postponed: commits kept arriving during the backfill`);
+      return false;
+    }
     if (!done) {
       if (!this.#gap) log.debug(`${this.name}: checkpoint skipped this round, the database is busy`);
       return false;
     }
+    this.#checkpointMisses = 0;
     this.stats.checkpoints++;
     this.#checkpointedAt = this.#tip?.position ?? null;
     if (this.#outbox.length > 0 && testHook("crash-after-checkpoint")) {
@@ -534,8 +589,8 @@ export class Replica {
   async #snapshot(reason: string): Promise<void> {
     await this.#shipPending();
     if (this.#gap || this.#outbox.length > 0) return;
-    const done = await this.#barrierRound({ checkpoint: false, image: true });
-    if (!done?.image) return;
+    const done = await this.#barrierRound({ image: true });
+    if (!done || done === "not-backfilled" || !done.image) return;
     this.#outbox.push(this.#freezeSnapshot(done.image, reason));
     await this.#drain();
   }
@@ -600,6 +655,13 @@ export class Replica {
       log.warn(`${this.name}: could not write state.json (a hint only): ${(e as Error).message}`);
     }
   }
+}
+
+/** A writable connection for checkpoints (never in a transaction, never waiting for a lock). */
+function openCheckpointer(path: string): DatabaseSync {
+  const db = openWriter(path);
+  db.exec("PRAGMA busy_timeout = 0");
+  return db;
 }
 
 /** A PASSIVE checkpoint on `db` (not in a transaction); logs how far it got. */
