@@ -16,9 +16,8 @@ import type { DatabaseSync } from "node:sqlite";
 import { latestTime, readCatalog } from "../catalog.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import { Lease } from "./lease.ts";
-import { nextTime, segmentKey, snapshotKey, stateKey } from "../layout.ts";
+import { stateKey } from "../layout.ts";
 import * as log from "../log.ts";
-import { encodeSegmentMeta, encodeSnapshotMeta } from "../metadata.ts";
 import { DbFile, endTransaction, openWriter, tryWriteLock } from "../sqlite/database.ts";
 import { type DatabaseImage, scanImage } from "../sqlite/image.ts";
 import { fileRangeSource } from "../storage/file_range.ts";
@@ -34,9 +33,10 @@ import {
   WAL_FRAME_HEADER_SIZE,
   type WalPosition,
 } from "../wal.ts";
-import { captureCommitted, type CapturedFrames, type Tip } from "./capture.ts";
+import { captureCommitted } from "./capture.ts";
+import { ChainWriter } from "./chain_writer.ts";
 import { DurationSample } from "./duration_sample.ts";
-import { CaptureChangedError, frozenSource, type PendingUpload, spoolBudget } from "./outbox.ts";
+import { type PendingUpload, spoolBudget } from "./outbox.ts";
 import { ReadPin } from "./read_pin.ts";
 import { readStoredTip, walStillHolds } from "./resume.ts";
 import { testHook } from "./test_hooks.ts";
@@ -97,18 +97,13 @@ export class Replica {
     failedUploads: 0,
     barrierMs: new DurationSample(),
   };
-  generation = 0;
-  #nextIndex = 0;
-  /** The end of the last captured object (stored, or frozen in #outbox): the next segment starts here. */
-  #tip: Tip | null = null;
-  /** Frozen uploads not yet confirmed, in chain order: retried exactly, before anything newer. */
-  #outbox: PendingUpload[] = [];
+  /** The chain being written: position, index, and the frozen uploads not yet confirmed. */
+  readonly #chain: ChainWriter;
   #pin: ReadPin | null = null;
   /** Our own descriptor of the database file: opened before the connections, closed after them. */
   #dbFile: DbFile | null = null;
   /** Our descriptor of the -shm file: closed only after the connections (see WalIndexProbe). */
   #walIndex: WalIndexProbe | null = null;
-  #lastTime: number | undefined;
   #lastSnapshotAt = 0;
   #segmentsSinceSnapshot = 0;
   /** The WAL probe of the last round whose scan found nothing committed (see #walHasNews). */
@@ -118,7 +113,6 @@ export class Replica {
   #checkpointMisses = 0;
   /** The position of the last checkpoint (so an idle, checkpointed WAL is not checkpointed again). */
   #checkpointedAt: WalPosition | null = null;
-  #outage: string | null = null;
   /** Set when continuity is lost; the next sync starts a new generation. */
   #gap: string | null = null;
   #lease: Lease | null = null;
@@ -133,7 +127,14 @@ export class Replica {
     readonly name: string,
     readonly store: Store,
     readonly options: ReplicaOptions,
-  ) {}
+  ) {
+    this.#chain = new ChainWriter(store, name, this.stats, (upload) => this.#onStored(upload));
+  }
+
+  /** The generation being written. */
+  get generation(): number {
+    return this.#chain.generation;
+  }
 
   get #walPath(): string {
     return `${this.path}-wal`;
@@ -152,10 +153,10 @@ export class Replica {
     const aborted = await this.store.abortIncompleteUploads?.(`${this.name}/`);
     if (aborted) log.info(`${this.name}: cleaned up ${aborted} incomplete upload(s) left by an earlier run`);
     const [catalog] = await readCatalog(this.store, this.name);
-    this.#lastTime = latestTime(catalog);
+    this.#chain.lastTime = latestTime(catalog);
     const why = await this.#resume(await readStoredTip(this.store, this.name, catalog));
     if (why === null) {
-      log.info(`${this.name}: continuing generation ${this.generation} at segment #${this.#nextIndex}`);
+      log.info(`${this.name}: continuing generation ${this.generation} at segment #${this.#chain.nextIndex}`);
     } else {
       await this.#newGeneration(why, (catalog?.generations.at(-1)?.generation ?? 0) + 1);
     }
@@ -171,16 +172,14 @@ export class Replica {
     this.#pin!.holdUnproven();
     const why = walStillHolds(this.#walPath, stored.tip);
     if (why) return why;
-    this.generation = stored.generation;
-    this.#nextIndex = stored.nextIndex;
-    this.#tip = stored.tip;
+    this.#chain.resume(stored.generation, stored.nextIndex, stored.tip);
     this.#lastSnapshotAt = stored.lastSnapshotAt;
     await this.#shipPending();
     if (!this.#gap) await this.#barrierRound({ mustSucceed: true });
     if (this.#gap) {
       const reason = this.#gap;
       this.#gap = null;
-      this.#outbox = [];
+      this.#chain.clear();
       return reason;
     }
     await this.#drain();
@@ -220,11 +219,11 @@ export class Replica {
       return;
     }
     // A checkpoint ships everything committed first (without the lock).
-    const position = this.#tip?.position;
+    const position = this.#chain.tip?.position;
     const checkpointDue = position !== null && position !== undefined &&
       position.frame >= this.options.checkpointFrames && !samePosition(position, this.#checkpointedAt);
     const checkpointed = checkpointDue && await this.#checkpoint();
-    if (!checkpointed && (this.#outbox.length > 0 || this.#walHasNews())) {
+    if (!checkpointed && (this.#chain.pending > 0 || this.#walHasNews())) {
       const before = this.stats.segments;
       await this.#shipPending();
       this.#nothingNewAt = this.stats.segments === before ? this.#probeKey : null;
@@ -250,7 +249,7 @@ export class Replica {
     try {
       const header = readWalHeader(wal);
       if (!header) return false;
-      const position = this.#tip?.position;
+      const position = this.#chain.tip?.position;
       if (!position || header.salt1 !== position.salt1 || header.salt2 !== position.salt2) return true;
       const next = new Uint8Array(WAL_FRAME_HEADER_SIZE);
       if (readAt(wal, frameOffset(position.frame + 1, header.pageSize), next) < next.byteLength) return false;
@@ -296,7 +295,7 @@ export class Replica {
     this.#walIndex = null;
     this.#dbFile?.close(); // only after the connection (see DbFile)
     this.#dbFile = null;
-    this.#clearOutbox();
+    this.#chain.clear();
   }
 
   /** Opens our descriptor and the read-only connection; checks that the database is in WAL mode. */
@@ -338,109 +337,34 @@ export class Replica {
    */
   async #shipPending(): Promise<void> {
     await this.#drain();
-    if (this.#gap || !this.#tip || !this.#pin) return;
-    const captured = captureCommitted(this.#walPath, this.#tip, { pinBroken: this.#pin.broken });
+    const tip = this.#chain.tip;
+    if (this.#gap || !tip || !this.#pin) return;
+    const captured = captureCommitted(this.#walPath, tip, { pinBroken: this.#pin.broken });
     if (captured.kind === "gap") {
       this.#gap ??= captured.reason;
       return;
     }
     if (captured.kind !== "frames") return;
     const source = fileRangeSource(this.#walPath, captured.offset, captured.length);
-    this.#outbox.push(this.#freezeSegment(captured, source));
+    this.#chain.freezeSegment(captured, source);
     await this.#drain();
   }
 
-  /** Fixes the next segment of the chain: its index, time, key and metadata never change after this. */
-  #freezeSegment(frames: CapturedFrames, content: ReturnType<typeof bytesSource>): PendingUpload {
-    const { header, from, end } = frames;
-    const time = nextTime(this.#lastTime);
-    const key = segmentKey(this.name, this.generation, time);
-    const metadata = encodeSegmentMeta({
-      index: this.#nextIndex,
-      pageSize: header.pageSize,
-      magic: header.magic,
-      checkpointSeq: header.checkpointSeq,
-      salt1: header.salt1,
-      salt2: header.salt2,
-      firstFrame: from.frame + 1,
-      frameCount: end.frame - from.frame,
-      before: from.checksum,
-      after: end.checksum,
-      commitSize: frames.commitSize,
-    });
-    const memoryBytes = frames.bytes?.byteLength ?? 0;
-    spoolBudget.used += memoryBytes;
-    this.#lastTime = time;
-    this.#nextIndex++;
-    this.#tip = { header, position: end, pageSize: header.pageSize };
-    return {
-      kind: "segment",
-      key,
-      time,
-      metadata,
-      source: frozenSource(
-        content,
-        frames.sha256,
-        `segment ${key} (WAL frames ${from.frame + 1}-${end.frame})`,
-      ),
-      tip: this.#tip,
-      description: `frames ${from.frame + 1}-${end.frame} (${frames.length} bytes${
-        memoryBytes ? ", spooled" : ""
-      })`,
-      memoryBytes,
-    };
-  }
-
-  /** Uploads the frozen objects in order; each leaves the outbox only once confirmed. */
+  /** Uploads the frozen objects in order (see ChainWriter); a frozen segment overwritten meanwhile is a gap. */
   async #drain(): Promise<void> {
-    while (this.#outbox.length > 0) {
-      const item = this.#outbox[0];
-      try {
-        await this.#upload(item.key, item.source, item.metadata);
-      } catch (e) {
-        if (!(e instanceof CaptureChangedError)) throw e;
-        // The frames under a frozen segment were overwritten: they cannot be shipped any more.
-        this.#gap ??= e.message;
-        this.#clearOutbox();
-        return;
-      }
-      this.#outbox.shift();
-      spoolBudget.used -= item.memoryBytes;
-      if (item.kind === "segment") {
-        this.stats.segments++;
-        this.#segmentsSinceSnapshot++;
-        log.debug(`${this.name}: segment ${item.key} ${item.description}`);
-      } else {
-        this.#lastSnapshotAt = item.time;
-        this.#segmentsSinceSnapshot = 0;
-        this.stats.snapshots++;
-        log.info(`${this.name}: snapshot ${item.key} (${item.description})`);
-      }
-    }
+    const lost = await this.#chain.drain();
+    if (lost) this.#gap ??= lost;
   }
 
-  #clearOutbox(): void {
-    for (const item of this.#outbox) spoolBudget.used -= item.memoryBytes;
-    this.#outbox = [];
-  }
-
-  /** Uploads with verification; logs an outage once and its end once. Throws on failure. */
-  async #upload(key: string, source: Parameters<typeof uploadVerified>[2], metadata: Record<string, string>) {
-    try {
-      const result = await uploadVerified(this.store, key, source, metadata);
-      if (this.#outage) {
-        log.info(`${this.name}: store reachable again; shipping resumed`);
-        this.#outage = null;
-      }
-      return result;
-    } catch (e) {
-      this.stats.failedUploads++;
-      const message = (e as Error).message;
-      if (!this.#outage) {
-        log.warn(`${this.name}: upload failed, will retry (the WAL stays pinned meanwhile): ${message}`);
-      }
-      this.#outage = message;
-      throw e;
+  /** Bookkeeping once an upload is confirmed. */
+  #onStored(upload: PendingUpload): void {
+    if (upload.kind === "segment") {
+      this.#segmentsSinceSnapshot++;
+      log.debug(`${this.name}: segment ${upload.key} ${upload.description}`);
+    } else {
+      this.#lastSnapshotAt = upload.time;
+      this.#segmentsSinceSnapshot = 0;
+      log.info(`${this.name}: snapshot ${upload.key} (${upload.description})`);
     }
   }
 
@@ -496,7 +420,7 @@ export class Replica {
       const outcome = await this.#withBarrier(() => {
         // Nothing touched yet: R stays where it is, the frames stay pinned.
         if (opts.onlyIfBackfilled && !this.#walIndex!.fullyBackfilled()) return "not-backfilled" as const;
-        const spool = captureCommitted(this.#walPath, this.#tip!, {
+        const spool = captureCommitted(this.#walPath, this.#chain.tip!, {
           pinBroken: this.#pin!.broken,
           memoryLimit: spoolBudget.available(),
         });
@@ -506,7 +430,7 @@ export class Replica {
         }
         if (spool.kind === "too-big") return "too-big" as const;
         this.#releaseAndRepin(opts.checkpointer ?? null);
-        if (spool.kind === "frames") this.#outbox.push(this.#freezeSegment(spool, bytesSource(spool.bytes!)));
+        if (spool.kind === "frames") this.#chain.freezeSegment(spool, bytesSource(spool.bytes!));
         return { image: opts.image ? scanImage(this.#dbFile!) : null };
       }, { mustSucceed: opts.mustSucceed });
       if (outcome === null || outcome === "gap") return null;
@@ -524,7 +448,7 @@ export class Replica {
   /** Ends R, runs a PASSIVE checkpoint on `checkpointer` if given, re-pins R (see ReadPin); a failure to re-pin is a gap. */
   #releaseAndRepin(checkpointer: DatabaseSync | null): void {
     try {
-      this.#pin!.releaseAndRepin(() => checkpointer && checkpointPassive(checkpointer), {
+      this.#pin!.releaseAndRepin(() => checkpointer && checkpointPassive(checkpointer, this.name), {
         checkpoint: checkpointer !== null,
       });
     } catch (e) {
@@ -544,14 +468,14 @@ export class Replica {
    */
   async #checkpoint(): Promise<boolean> {
     await this.#shipPending();
-    if (this.#gap || this.#outbox.length > 0) return false;
+    if (this.#gap || this.#chain.pending > 0) return false;
     const mayBackfillUnderLock = this.#checkpointMisses >= CHECKPOINT_MISSES_BEFORE_LOCKED_BACKFILL;
     let done: BarrierOutcome = null;
     const checkpointer = openCheckpointer(this.path);
     try {
       for (let attempt = 1; attempt <= EARLY_CHECKPOINT_ATTEMPTS; attempt++) {
         this.#pin!.advance();
-        checkpointPassive(checkpointer);
+        checkpointPassive(checkpointer, this.name);
         const last = attempt === EARLY_CHECKPOINT_ATTEMPTS;
         done = await this.#barrierRound({ checkpointer, onlyIfBackfilled: !(last && mayBackfillUnderLock) });
         if (done !== "not-backfilled") break;
@@ -570,8 +494,8 @@ export class Replica {
     }
     this.#checkpointMisses = 0;
     this.stats.checkpoints++;
-    this.#checkpointedAt = this.#tip?.position ?? null;
-    if (this.#outbox.length > 0 && testHook("crash-after-checkpoint")) {
+    this.#checkpointedAt = this.#chain.tip?.position ?? null;
+    if (this.#chain.pending > 0 && testHook("crash-after-checkpoint")) {
       log.warn(
         `${this.name}: test hook crash-after-checkpoint: killing the process before the spool is uploaded`,
       );
@@ -588,52 +512,27 @@ export class Replica {
    */
   async #snapshot(reason: string): Promise<void> {
     await this.#shipPending();
-    if (this.#gap || this.#outbox.length > 0) return;
+    if (this.#gap || this.#chain.pending > 0) return;
     const done = await this.#barrierRound({ image: true });
     if (!done || done === "not-backfilled" || !done.image) return;
-    this.#outbox.push(this.#freezeSnapshot(done.image, reason));
+    this.#chain.freezeSnapshot(done.image, reason);
     await this.#drain();
   }
 
   async #newGeneration(reason: string, generation: number): Promise<void> {
     // The first generation of a new backup is routine; any later one means continuity was lost.
     (generation === 1 ? log.info : log.warn)(`${this.name}: starting generation ${generation}: ${reason}`);
-    this.#clearOutbox(); // anything still pending belongs to the old generation
+    this.#chain.clear(); // anything still pending belongs to the old generation
     const image = await this.#withBarrier(() => {
       this.#releaseAndRepin(null);
       return scanImage(this.#dbFile!);
     }, { mustSucceed: true });
-    this.generation = generation;
-    this.#nextIndex = 0;
+    this.#chain.startGeneration(generation);
     this.#gap = null;
     this.stats.generationsStarted++;
-    this.#outbox.push(this.#freezeSnapshot(image!, `generation ${generation}`));
+    this.#chain.freezeSnapshot(image!, `generation ${generation}`);
     await this.#drain();
     await this.#writeState();
-  }
-
-  /** Fixes a snapshot of the image at the tip; retries stream the same image (R does not move meanwhile). */
-  #freezeSnapshot(image: DatabaseImage, reason: string): PendingUpload {
-    const time = nextTime(this.#lastTime);
-    const key = snapshotKey(this.name, this.generation, time);
-    const metadata = encodeSnapshotMeta({
-      pageSize: image.pageSize,
-      pageCount: image.pageCount,
-      position: image.position,
-      segmentsBefore: this.#nextIndex,
-    });
-    this.#lastTime = time;
-    this.#tip = { header: image.walHeader, position: image.position, pageSize: image.pageSize };
-    return {
-      kind: "snapshot",
-      key,
-      time,
-      metadata,
-      source: image,
-      tip: this.#tip,
-      description: `${image.size} bytes; ${reason}`,
-      memoryBytes: 0,
-    };
   }
 
   /** state.json: a hint for `list` and people; restore never depends on it. */
@@ -642,7 +541,7 @@ export class Replica {
       name: this.name,
       path: this.path,
       generation: this.generation,
-      nextSegmentIndex: this.#nextIndex - this.#outbox.filter((u) => u.kind === "segment").length,
+      nextSegmentIndex: this.#chain.confirmedNextIndex,
       updated: new Date().toISOString(),
     };
     try {
@@ -665,9 +564,11 @@ function openCheckpointer(path: string): DatabaseSync {
 }
 
 /** A PASSIVE checkpoint on `db` (not in a transaction); logs how far it got. */
-function checkpointPassive(db: DatabaseSync): void {
+function checkpointPassive(db: DatabaseSync, name: string): void {
   const result = db.prepare("PRAGMA wal_checkpoint(PASSIVE)").get() as Record<string, number>;
-  log.debug(`checkpoint: ${result.checkpointed} of ${result.log} frames backfilled (busy ${result.busy})`);
+  log.debug(
+    `${name}: checkpoint: ${result.checkpointed} of ${result.log} frames backfilled (busy ${result.busy})`,
+  );
 }
 
 function samePosition(a: WalPosition | null, b: WalPosition | null): boolean {
