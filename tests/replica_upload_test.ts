@@ -2,7 +2,8 @@
  * Idempotent uploads (issue #8, defect 1): when a segment PUT reaches the store but its answer is
  * lost, the retry (in the same round or a later one) must write the same key with the same bytes,
  * never a second object with the same index. A proxy lets every request reach RGW but cuts each
- * answer, for longer than a call's retry window, while a separate writer commits steadily.
+ * answer, for longer than a call's retry window, while a separate writer commits steadily and
+ * scheduled snapshots fall due.
  */
 import assert from "node:assert/strict";
 import { startFaultProxy } from "./fixtures/fault_proxy.ts";
@@ -43,7 +44,10 @@ Deno.test({
         AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${proxy.port}`,
         WALSYNC_S3_TIMEOUT_MS: "2000",
       };
-      const watch = await startWatch([db, "-b", backend.url, "--sync-interval", "0.5"], env);
+      const watch = await startWatch(
+        [db, "-b", backend.url, "--sync-interval", "0.5", "--snapshot-interval", "2"],
+        env,
+      );
       const writing = new Deno.Command("python3", {
         args: [WRITER, "steady", db, "24", "10"],
         stdout: "piped",
@@ -74,6 +78,13 @@ Deno.test({
         sorted.map((_, i) => i),
         `segment indexes must be 0..n-1, each once: ${sorted}`,
       );
+
+      // Snapshots too: a retried snapshot reuses its key, so no two hold the same place in the chain.
+      const snapshots = (await listObjects(backend)).filter((o) => o.key.includes("/snapshots/"));
+      const places: string[] = [];
+      for (const { key } of snapshots) places.push((await objectMetadata(backend, key))["segments-before"]);
+      console.log(`${snapshots.length} snapshots stored, after segments ${places.join(", ")}`);
+      assert.equal(new Set(places).size, places.length, `two snapshots at the same place: ${places}`);
 
       const verify = await walsync(["verify", "-b", backend.url], { env: backend.env });
       assert.equal(verify.code, 0, `verify must pass:\n${verify.stdout}${verify.stderr}`);
