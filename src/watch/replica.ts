@@ -5,10 +5,13 @@
  * later sees is provably continuous; anything else is a gap and starts a new generation.
  *
  * The application's write lock (the barrier) is never held across network I/O: everything committed
- * is shipped first without it; under it only local work is done (the few frames committed since are
- * copied into a memory spool, the read transaction is moved, a PASSIVE checkpoint runs), and the
- * spool is uploaded after the lock is released. Every upload is frozen (key, bytes, metadata) until
- * it is confirmed, so a retry never stores a second object for the same place in the chain.
+ * is shipped first without it; the backfill (and its fsyncs) runs without it too, up to a read
+ * transaction moved forward hand over hand; under the lock only local work is done (the few frames
+ * committed since the upload are copied into a memory spool, the read transaction is moved to the
+ * WAL end, a PASSIVE checkpoint with nothing left to write completes), and the spool is uploaded
+ * after the lock is released. Every upload is frozen (key, bytes, metadata) until it is confirmed,
+ * so a retry never stores a second object for the same place in the chain. Lock hold times are
+ * recorded in `stats.barrierMs`.
  * @module
  */
 import { fstatSync } from "node:fs";
