@@ -15,11 +15,13 @@ import {
   mustRun,
   s3Settings,
   sleep,
+  spawnLines,
   spawnWatch,
   sqlite3,
   startWatch,
   tempDir,
   walsync,
+  type WatchProcess,
   WRITER,
   writer,
 } from "./helpers.ts";
@@ -195,6 +197,60 @@ Deno.test({
     assert.equal(code, 0, stderr);
     assert.match(stderr, /starting generation 2: the WAL (was restarted|no longer holds)/);
     await assertLatestRestoreEquals(backend, "spool", db);
+  },
+});
+
+/** An application reader: holds one read transaction (an old snapshot) until killed. */
+const LONG_READER = `
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN")
+db.execute("SELECT count(*) FROM t").fetchone()
+print("reading", flush=True)
+time.sleep(120)
+`;
+
+Deno.test({
+  name:
+    "[file] killed after a checkpoint that an application reader kept from completing (the WAL did not restart): the next start continues the generation",
+  ...noSanitizers,
+  fn: async () => {
+    const backend = await freshBackend("file");
+    const dir = await tempDir();
+    const db = `${dir}/held.db`;
+    await writer("fill", db, "20");
+    // The reader pins an old snapshot: walsync's checkpoints cannot complete, so they never find
+    // the WAL fully backfilled; after a few postponed rounds the barrier backfills what it can
+    // itself (the bounded fallback), spools the remainder and is killed before uploading it.
+    const reader = spawnLines("python3", ["-c", LONG_READER, db]);
+    let watch: WatchProcess | undefined;
+    try {
+      await reader.waitForLine(/reading/);
+      const args = [db, "-b", backend.url, "--sync-interval", "0.2", "--checkpoint-frames", "20"];
+      const app = new Deno.Command("python3", { args: [WRITER, "steady", db, "10", "200"], stdout: "piped" })
+        .output();
+      const doomed = spawnWatch(["--verbose", ...args], { WALSYNC_TEST_HOOK: "crash-after-checkpoint" });
+      await doomed.waitFor(/crash-after-checkpoint/, 30_000);
+      for (let i = 0; i < 500 && !doomed.exited(); i++) await sleep(10);
+      const { signal, stderr: before } = await doomed.stop("SIGTERM"); // already gone if the hook fired
+      assert.equal(signal, "SIGKILL", `the hook must have killed watch:\n${before}`);
+      assert.match(
+        before,
+        /checkpoint postponed/,
+        "the checkpoint must have waited for a complete backfill first",
+      );
+      watch = await startWatch(args);
+      assert.match(watch.stderr(), /continuing generation 1/);
+      assert.equal((await app).code, 0);
+    } finally {
+      reader.child.kill("SIGKILL");
+      await reader.done;
+    }
+    await sleep(1000);
+    const { code, stderr } = await watch!.stop("SIGINT");
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /starting generation 2/);
+    await assertLatestRestoreEquals(backend, "held", db);
   },
 });
 
