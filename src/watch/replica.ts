@@ -1,26 +1,27 @@
 /**
- * Continuous replication of one database (DESIGN.md §4): a read transaction held at all times pins
- * the WAL; each sync ships the committed frames after the last shipped position as one segment;
+ * Continuous replication of one database (docs/design.md §4): a read transaction held at all times
+ * pins the WAL; each sync ships the committed frames after the last shipped position as one segment;
  * walsync runs the checkpoints itself under a short write-lock barrier, so that every WAL restart it
  * later sees is provably continuous; anything else is a gap and starts a new generation.
+ *
+ * The application's write lock (the barrier) is never held across network I/O: everything committed
+ * is shipped first without it; the backfill (and its fsyncs) runs without it too, up to a read
+ * transaction moved forward hand over hand; under the lock only local work is done (the few frames
+ * committed since the upload are copied into a memory spool, the read transaction is moved to the
+ * WAL end, a PASSIVE checkpoint with nothing left to write completes), and the spool is uploaded
+ * after the lock is released. Every upload is frozen (key, bytes, metadata) until it is confirmed,
+ * so a retry never stores a second object for the same place in the chain. Lock hold times are
+ * recorded in `stats.barrierMs`.
  * @module
  */
 import { fstatSync } from "node:fs";
 import type { DatabaseSync } from "node:sqlite";
-import { type DatabaseCatalog, latestTime, readCatalog } from "../catalog.ts";
+import { latestTime, readCatalog } from "../catalog.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import { Lease } from "./lease.ts";
-import { type BackupObject, nextTime, segmentKey, snapshotKey, stateKey } from "../layout.ts";
+import { stateKey } from "../layout.ts";
 import * as log from "../log.ts";
-import { decodeSegmentMeta, decodeSnapshotMeta, encodeSegmentMeta, encodeSnapshotMeta } from "../metadata.ts";
-import {
-  beginRead,
-  DbFile,
-  endTransaction,
-  openReader,
-  openWriter,
-  tryWriteLock,
-} from "../sqlite/database.ts";
+import { DbFile, endTransaction, openWriter, tryWriteLock } from "../sqlite/database.ts";
 import { type DatabaseImage, scanImage } from "../sqlite/image.ts";
 import { fileRangeSource } from "../storage/file_range.ts";
 import type { Store } from "../storage/store.ts";
@@ -32,12 +33,17 @@ import {
   parseFrameHeader,
   readAt,
   readWalHeader,
-  scanWal,
-  startOf,
   WAL_FRAME_HEADER_SIZE,
-  type WalHeader,
   type WalPosition,
 } from "../wal.ts";
+import { captureCommitted } from "./capture.ts";
+import { ChainWriter } from "./chain_writer.ts";
+import { DurationSample } from "./duration_sample.ts";
+import { type PendingUpload, spoolBudget } from "./outbox.ts";
+import { ReadPin } from "./read_pin.ts";
+import { readStoredTip, walStillHolds } from "./resume.ts";
+import { testHook } from "./test_hooks.ts";
+import { WalIndexProbe } from "./wal_index.ts";
 
 /**
  * The longest pause between two attempts of a failing database. Each attempt already retries
@@ -45,6 +51,18 @@ import {
  * that the backlog is shipped soon after the store comes back.
  */
 const MAX_BACKOFF_MS = 10_000;
+
+/** How often a checkpoint or snapshot retries when the remainder committed meanwhile does not fit the spool. */
+const SPOOL_ATTEMPTS = 3;
+
+/**
+ * How often a checkpoint backfills without the lock and then looks, under the barrier, whether
+ * anything was committed since; the last attempt backfills the rest under the barrier.
+ */
+const EARLY_CHECKPOINT_ATTEMPTS = 4;
+
+/** Checkpoint rounds postponed in a row before the barrier backfills the last frames itself. */
+const CHECKPOINT_MISSES_BEFORE_LOCKED_BACKFILL = 2;
 
 /** Tunables of a replica. */
 export interface ReplicaOptions {
@@ -65,15 +83,12 @@ export interface ReplicaStats {
   generationsStarted: number;
   checkpoints: number;
   failedUploads: number;
+  /** How long each barrier held the application's write lock, in milliseconds (bounded sample). */
+  barrierMs: DurationSample;
 }
 
-/** Where the replica stands: the cycle it is in and the last position stored in the backup. */
-interface Shipped {
-  /** Header of the WAL cycle `position` belongs to (null: the snapshot was taken with no WAL). */
-  header: WalHeader | null;
-  position: WalPosition | null;
-  pageSize: number;
-}
+/** What the barrier step did: ran (with the image, if asked), found commits since the backfill, or did not run. */
+type BarrierOutcome = { image: DatabaseImage | null } | "not-backfilled" | null;
 
 /** One watched database. */
 export class Replica {
@@ -83,22 +98,24 @@ export class Replica {
     generationsStarted: 0,
     checkpoints: 0,
     failedUploads: 0,
+    barrierMs: new DurationSample(),
   };
-  generation = 0;
-  #nextIndex = 0;
-  #shipped: Shipped | null = null;
-  #reader: DatabaseSync | null = null;
+  /** The chain being written: position, index, and the frozen uploads not yet confirmed. */
+  readonly #chain: ChainWriter;
+  #pin: ReadPin | null = null;
   /** Our own descriptor of the database file: opened before the connections, closed after them. */
   #dbFile: DbFile | null = null;
-  #lastTime: number | undefined;
+  /** Our descriptor of the -shm file: closed only after the connections (see WalIndexProbe). */
+  #walIndex: WalIndexProbe | null = null;
   #lastSnapshotAt = 0;
   #segmentsSinceSnapshot = 0;
   /** The WAL probe of the last round whose scan found nothing committed (see #walHasNews). */
   #nothingNewAt: string | null = null;
   #probeKey: string | null = null;
+  /** Checkpoint rounds in a row postponed because commits kept arriving (see #checkpoint). */
+  #checkpointMisses = 0;
   /** The position of the last checkpoint (so an idle, checkpointed WAL is not checkpointed again). */
   #checkpointedAt: WalPosition | null = null;
-  #outage: string | null = null;
   /** Set when continuity is lost; the next sync starts a new generation. */
   #gap: string | null = null;
   #lease: Lease | null = null;
@@ -113,7 +130,14 @@ export class Replica {
     readonly name: string,
     readonly store: Store,
     readonly options: ReplicaOptions,
-  ) {}
+  ) {
+    this.#chain = new ChainWriter(store, name, this.stats, (upload) => this.#onStored(upload));
+  }
+
+  /** The generation being written. */
+  get generation(): number {
+    return this.#chain.generation;
+  }
 
   get #walPath(): string {
     return `${this.path}-wal`;
@@ -132,102 +156,37 @@ export class Replica {
     const aborted = await this.store.abortIncompleteUploads?.(`${this.name}/`);
     if (aborted) log.info(`${this.name}: cleaned up ${aborted} incomplete upload(s) left by an earlier run`);
     const [catalog] = await readCatalog(this.store, this.name);
-    this.#lastTime = latestTime(catalog);
-    const resumable = await this.#storedTip(catalog);
-    const resumed = await this.#withBarrier(async () => {
-      endTransaction(this.#reader!);
-      beginRead(this.#reader!);
-      if (!resumable) return "no stored generation to continue";
-      const why = this.#continues(resumable.shipped);
-      if (why) return why;
-      this.generation = resumable.generation;
-      this.#nextIndex = resumable.nextIndex;
-      this.#shipped = resumable.shipped;
-      this.#lastSnapshotAt = resumable.lastSnapshotAt;
-      await this.#shipPending();
-      return null;
-    }, { mustSucceed: true });
-    if (resumed === null) {
-      log.info(`${this.name}: continuing generation ${this.generation} at segment #${this.#nextIndex}`);
+    this.#chain.lastTime = latestTime(catalog);
+    const why = await this.#resume(await readStoredTip(this.store, this.name, catalog));
+    if (why === null) {
+      log.info(`${this.name}: continuing generation ${this.generation} at segment #${this.#chain.nextIndex}`);
     } else {
-      await this.#newGeneration(resumed, (catalog?.generations.at(-1)?.generation ?? 0) + 1);
-    }
-  }
-
-  /** The last stored position of the newest generation, read from its last object's metadata. */
-  async #storedTip(catalog: DatabaseCatalog | undefined) {
-    const generation = catalog?.generations.at(-1);
-    if (!generation || generation.snapshots.length === 0) return null;
-    const last: BackupObject = [...generation.snapshots, ...generation.segments].sort((a, b) =>
-      a.time - b.time
-    ).at(-1)!;
-    const head = await this.store.head(last.key);
-    if (!head) return null;
-    try {
-      const lastSnapshotAt = generation.snapshots.at(-1)!.time;
-      if (last.kind === "snapshot") {
-        const meta = decodeSnapshotMeta(head.metadata);
-        return {
-          generation: generation.generation,
-          nextIndex: meta.segmentsBefore,
-          lastSnapshotAt,
-          shipped: { header: null, position: meta.position, pageSize: meta.pageSize },
-        };
-      }
-      const meta = decodeSegmentMeta(head.metadata);
-      return {
-        generation: generation.generation,
-        nextIndex: meta.index + 1,
-        lastSnapshotAt,
-        shipped: {
-          header: null,
-          position: {
-            salt1: meta.salt1,
-            salt2: meta.salt2,
-            frame: meta.firstFrame + meta.frameCount - 1,
-            checksum: meta.after,
-          },
-          pageSize: meta.pageSize,
-        },
-      };
-    } catch (e) {
-      log.warn(`${this.name}: cannot read ${last.key} to resume: ${(e as Error).message}`);
-      return null;
+      await this.#newGeneration(why, (catalog?.generations.at(-1)?.generation ?? 0) + 1);
     }
   }
 
   /**
-   * Checks that the WAL on disk still holds the stored position `shipped` (same cycle, and the
-   * checksum chain reaches exactly the stored checksum at that frame). Returns why not, or null.
-   * On success fills in the cycle header.
+   * Continues the stored generation if the WAL still holds its last position: ships what was
+   * committed since without any lock, then pins the read transaction under the barrier (spooling
+   * the few frames committed meanwhile). Returns null when continuing, else why not.
    */
-  #continues(shipped: Shipped): string | null {
-    const position = shipped.position;
-    if (!position) return "the last snapshot was taken without a WAL";
-    const wal = openForRead(this.#walPath);
-    if (wal === null) return "the WAL file is gone";
-    try {
-      const header = readWalHeader(wal);
-      if (!header) return "the WAL has no valid header";
-      if (header.salt1 !== position.salt1 || header.salt2 !== position.salt2) {
-        return "the WAL was restarted or replaced while walsync was not watching";
-      }
-      if (header.pageSize !== shipped.pageSize) return "the page size changed";
-      let reached: WalPosition | null = position.frame === 0 ? startOf(header) : null;
-      scanWal(wal, header, startOf(header), (frame) => {
-        if (frame.frameNo === position.frame) {
-          reached = { salt1: header.salt1, salt2: header.salt2, frame: frame.frameNo, checksum: frame.after };
-        }
-      }, position.frame);
-      const at = reached as WalPosition | null;
-      if (!at || at.checksum[0] !== position.checksum[0] || at.checksum[1] !== position.checksum[1]) {
-        return "the WAL no longer holds the last shipped frame";
-      }
-      shipped.header = header;
-      return null;
-    } finally {
-      closeFd(wal);
+  async #resume(stored: Awaited<ReturnType<typeof readStoredTip>>): Promise<string | null> {
+    if (!stored) return "no stored generation to continue";
+    this.#pin!.holdUnproven();
+    const why = walStillHolds(this.#walPath, stored.tip);
+    if (why) return why;
+    this.#chain.resume(stored.generation, stored.nextIndex, stored.tip);
+    this.#lastSnapshotAt = stored.lastSnapshotAt;
+    await this.#shipPending();
+    if (!this.#gap) await this.#barrierRound({ mustSucceed: true });
+    if (this.#gap) {
+      const reason = this.#gap;
+      this.#gap = null;
+      this.#chain.clear();
+      return reason;
     }
+    await this.#drain();
+    return null;
   }
 
   /**
@@ -262,12 +221,12 @@ export class Replica {
       await this.#newGeneration(reason, newest + 1);
       return;
     }
-    // A checkpoint ships the pending frames itself, under the barrier: still one PUT this round.
-    const position = this.#shipped?.position;
+    // A checkpoint ships everything committed first (without the lock).
+    const position = this.#chain.tip?.position;
     const checkpointDue = position !== null && position !== undefined &&
       position.frame >= this.options.checkpointFrames && !samePosition(position, this.#checkpointedAt);
     const checkpointed = checkpointDue && await this.#checkpoint();
-    if (!checkpointed && this.#walHasNews()) {
+    if (!checkpointed && (this.#chain.pending > 0 || this.#walHasNews())) {
       const before = this.stats.segments;
       await this.#shipPending();
       this.#nothingNewAt = this.stats.segments === before ? this.#probeKey : null;
@@ -293,7 +252,7 @@ export class Replica {
     try {
       const header = readWalHeader(wal);
       if (!header) return false;
-      const position = this.#shipped?.position;
+      const position = this.#chain.tip?.position;
       if (!position || header.salt1 !== position.salt1 || header.salt2 !== position.salt2) return true;
       const next = new Uint8Array(WAL_FRAME_HEADER_SIZE);
       if (readAt(wal, frameOffset(position.frame + 1, header.pageSize), next) < next.byteLength) return false;
@@ -314,7 +273,7 @@ export class Replica {
   /** Ships whatever is committed and stops: the in-flight work is finished, the read lock released. */
   async stop(): Promise<void> {
     try {
-      if (!this.failure && !this.#gap && this.#reader) await this.#shipPending();
+      if (!this.failure && !this.#gap && this.#pin) await this.#shipPending();
       if (!this.failure) await this.#writeState();
     } finally {
       this.#close();
@@ -333,15 +292,13 @@ export class Replica {
   }
 
   #close(): void {
-    if (this.#reader) {
-      try {
-        endTransaction(this.#reader);
-        this.#reader.close();
-      } catch { /* closing anyway */ }
-      this.#reader = null;
-    }
+    this.#pin?.close();
+    this.#pin = null;
+    this.#walIndex?.close(); // only after the connections (see WalIndexProbe)
+    this.#walIndex = null;
     this.#dbFile?.close(); // only after the connection (see DbFile)
     this.#dbFile = null;
+    this.#chain.clear();
   }
 
   /** Opens our descriptor and the read-only connection; checks that the database is in WAL mode. */
@@ -355,8 +312,9 @@ export class Replica {
       );
     }
     this.#dbFile = dbFile;
+    this.#walIndex = new WalIndexProbe(this.path);
     try {
-      this.#reader = openReader(this.path);
+      this.#pin = new ReadPin(this.path);
     } catch (e) {
       this.#close();
       throw e;
@@ -377,98 +335,48 @@ export class Replica {
   }
 
   /**
-   * Reads the WAL past the shipped position and uploads the committed frames as one segment.
-   * Detects gaps (a header change that is not a clean restart) and records them in #gap.
+   * Uploads what is frozen in the outbox, then captures the committed frames past the tip and
+   * uploads them as one segment (without any lock). Gaps are recorded in #gap.
    */
   async #shipPending(): Promise<void> {
-    const shipped = this.#shipped;
-    if (!shipped) return;
-    const wal = openForRead(this.#walPath);
-    if (wal === null) return; // no WAL yet, or not yet re-created: nothing new
-    let segment: { header: WalHeader; from: WalPosition; end: WalPosition; commitSize: number } | null = null;
-    try {
-      const header = readWalHeader(wal);
-      if (!header) return; // empty or being rewritten: nothing committed to read yet
-      let from: WalPosition;
-      const position = shipped.position;
-      if (position && header.salt1 === position.salt1 && header.salt2 === position.salt2) {
-        from = position;
-      } else if (!position || header.salt1 === ((position.salt1 + 1) >>> 0)) {
-        from = startOf(header); // a clean restart (or the first WAL after a WAL-less snapshot)
-      } else {
-        this.#gap = `the WAL header changed without a clean restart (salt-1 ${hex(position.salt1)} -> ${
-          hex(header.salt1)
-        })`;
-        return;
-      }
-      if (header.pageSize !== shipped.pageSize) {
-        this.#gap = `the page size changed from ${shipped.pageSize} to ${header.pageSize}`;
-        return;
-      }
-      const scan = scanWal(wal, header, from);
-      if (scan.end.frame > from.frame) {
-        segment = { header, from, end: scan.end, commitSize: scan.commitSize! };
-      }
-    } finally {
-      closeFd(wal);
+    await this.#drain();
+    const tip = this.#chain.tip;
+    if (this.#gap || !tip || !this.#pin) return;
+    const captured = captureCommitted(this.#walPath, tip, { pinBroken: this.#pin.broken });
+    if (captured.kind === "gap") {
+      this.#gap ??= captured.reason;
+      return;
     }
-    if (segment) await this.#uploadSegment(segment);
+    if (captured.kind !== "frames") return;
+    const source = fileRangeSource(this.#walPath, captured.offset, captured.length);
+    this.#chain.freezeSegment(captured, source);
+    await this.#drain();
   }
 
-  async #uploadSegment(s: { header: WalHeader; from: WalPosition; end: WalPosition; commitSize: number }) {
-    const { header, from, end } = s;
-    const frameSize = WAL_FRAME_HEADER_SIZE + header.pageSize;
-    const offset = frameOffset(from.frame + 1, header.pageSize);
-    const length = (end.frame - from.frame) * frameSize;
-    const time = nextTime(this.#lastTime);
-    const key = segmentKey(this.name, this.generation, time);
-    const metadata = encodeSegmentMeta({
-      index: this.#nextIndex,
-      pageSize: header.pageSize,
-      magic: header.magic,
-      checkpointSeq: header.checkpointSeq,
-      salt1: header.salt1,
-      salt2: header.salt2,
-      firstFrame: from.frame + 1,
-      frameCount: end.frame - from.frame,
-      before: from.checksum,
-      after: end.checksum,
-      commitSize: s.commitSize,
-    });
-    await this.#upload(key, fileRangeSource(this.#walPath, offset, length), metadata);
-    this.#lastTime = time;
-    this.#nextIndex++;
-    this.#shipped = { header, position: end, pageSize: header.pageSize };
-    this.stats.segments++;
-    this.#segmentsSinceSnapshot++;
-    log.debug(`${this.name}: segment ${key} frames ${from.frame + 1}-${end.frame} (${length} bytes)`);
+  /** Uploads the frozen objects in order (see ChainWriter); a frozen segment overwritten meanwhile is a gap. */
+  async #drain(): Promise<void> {
+    const lost = await this.#chain.drain();
+    if (lost) this.#gap ??= lost;
   }
 
-  /** Uploads with verification; logs an outage once and its end once. Throws on failure. */
-  async #upload(key: string, source: Parameters<typeof uploadVerified>[2], metadata: Record<string, string>) {
-    try {
-      const result = await uploadVerified(this.store, key, source, metadata);
-      if (this.#outage) {
-        log.info(`${this.name}: store reachable again; shipping resumed`);
-        this.#outage = null;
-      }
-      return result;
-    } catch (e) {
-      this.stats.failedUploads++;
-      const message = (e as Error).message;
-      if (!this.#outage) {
-        log.warn(`${this.name}: upload failed, will retry (the WAL stays pinned meanwhile): ${message}`);
-      }
-      this.#outage = message;
-      throw e;
+  /** Bookkeeping once an upload is confirmed. */
+  #onStored(upload: PendingUpload): void {
+    if (upload.kind === "segment") {
+      this.#segmentsSinceSnapshot++;
+      log.debug(`${this.name}: segment ${upload.key} ${upload.description}`);
+    } else {
+      this.#lastSnapshotAt = upload.time;
+      this.#segmentsSinceSnapshot = 0;
+      log.info(`${this.name}: snapshot ${upload.key} (${upload.description})`);
     }
   }
 
   /**
-   * Runs `work` while holding the write lock (BEGIN IMMEDIATE on a second connection), after
-   * shipping everything committed. Returns null without running it if the lock stayed busy.
+   * Runs `work` while holding the write lock (BEGIN IMMEDIATE on a second connection). `work` is
+   * synchronous on purpose: only local work may run under the application's lock, never network
+   * I/O. Returns null without running it if the lock stayed busy. Records how long the lock was held.
    */
-  async #withBarrier<T>(work: () => Promise<T>, opts: { mustSucceed?: boolean } = {}): Promise<T | null> {
+  async #withBarrier<T>(work: () => T, opts: { mustSucceed?: boolean } = {}): Promise<T | null> {
     const writer = openWriter(this.path);
     try {
       let attempt = 0;
@@ -480,97 +388,154 @@ export class Replica {
         }
         await new Promise((r) => setTimeout(r, 100));
       }
+      const lockedAt = performance.now();
       try {
-        return await work();
+        return work();
       } finally {
         endTransaction(writer);
+        this.stats.barrierMs.add(performance.now() - lockedAt);
       }
     } finally {
       writer.close();
     }
   }
 
-  /** Checkpoint under the barrier: everything shipped, R ended, PASSIVE checkpoint, R re-opened. */
-  /** Returns true if the checkpoint ran (everything committed was shipped first). */
-  async #checkpoint(): Promise<boolean> {
-    const done = await this.#withBarrier(async () => {
-      await this.#shipPending();
-      if (this.#gap) return false;
-      endTransaction(this.#reader!);
-      const checkpointer = openWriter(this.path);
-      try {
-        const result = checkpointer.prepare("PRAGMA wal_checkpoint(PASSIVE)").get() as Record<string, number>;
-        log.debug(`${this.name}: checkpoint: ${result.checkpointed} of ${result.log} frames backfilled`);
-      } finally {
-        checkpointer.close();
-        this.#holdReadLock();
+  /**
+   * The barrier step shared by checkpoints, snapshots and resuming (docs/design.md §4). Under the
+   * write lock, local work only: copy the frames committed since the tip into a memory spool, end
+   * the read transaction, run a PASSIVE checkpoint if asked, start the read transaction again (now
+   * at the WAL end), and scan the snapshot image if asked. The spool joins the outbox as the next
+   * segment; the caller uploads it after the lock is released. If the remainder does not fit the
+   * spool, the lock is released, the backlog shipped without it, and the step tried again.
+   * Returns null if it did not run (lock busy, gap, or the remainder kept growing).
+   */
+  async #barrierRound(
+    opts: {
+      /** Run a PASSIVE checkpoint on this connection (opened before: nothing can fail to open once R ended). */
+      checkpointer?: DatabaseSync;
+      image?: boolean;
+      mustSucceed?: boolean;
+      /** Give up ("not-backfilled") unless the WAL is fully backfilled already: the checkpoint then writes nothing. */
+      onlyIfBackfilled?: boolean;
+    },
+  ): Promise<BarrierOutcome> {
+    for (let attempt = 1;; attempt++) {
+      const outcome = await this.#withBarrier(() => {
+        // Nothing touched yet: R stays where it is, the frames stay pinned.
+        if (opts.onlyIfBackfilled && !this.#walIndex!.fullyBackfilled()) return "not-backfilled" as const;
+        const spool = captureCommitted(this.#walPath, this.#chain.tip!, {
+          pinBroken: this.#pin!.broken,
+          memoryLimit: spoolBudget.available(),
+        });
+        if (spool.kind === "gap") {
+          this.#gap ??= spool.reason;
+          return "gap" as const;
+        }
+        if (spool.kind === "too-big") return "too-big" as const;
+        this.#releaseAndRepin(opts.checkpointer ?? null);
+        if (spool.kind === "frames") this.#chain.freezeSegment(spool, bytesSource(spool.bytes!));
+        return { image: opts.image ? scanImage(this.#dbFile!) : null };
+      }, { mustSucceed: opts.mustSucceed });
+      if (outcome === null || outcome === "gap") return null;
+      if (outcome !== "too-big") return outcome;
+      if (opts.onlyIfBackfilled) return "not-backfilled"; // frames were committed since
+      if (attempt >= SPOOL_ATTEMPTS && !opts.mustSucceed) {
+        log.debug(`${this.name}: too much committed during the barrier for the spool; trying again later`);
+        return null;
       }
-      this.#checkpointedAt = this.#shipped?.position ?? null;
-      return true;
-    });
-    if (done) this.stats.checkpoints++;
-    else if (done === null) log.debug(`${this.name}: checkpoint skipped this round, the database is busy`);
-    return done === true;
-  }
-
-  /** A snapshot in the current generation, at the WAL end, under the barrier. */
-  async #snapshot(reason: string): Promise<void> {
-    const image = await this.#withBarrier(async () => {
       await this.#shipPending();
       if (this.#gap) return null;
-      endTransaction(this.#reader!);
-      this.#holdReadLock();
-      return await scanImage(this.#dbFile!);
-    });
-    if (!image) return;
-    await this.#uploadSnapshot(image, reason);
+    }
   }
 
-  /** Re-opens the read transaction; if that fails, continuity can no longer be proven. */
-  #holdReadLock(): void {
+  /** Ends R, runs a PASSIVE checkpoint on `checkpointer` if given, re-pins R (see ReadPin); a failure to re-pin is a gap. */
+  #releaseAndRepin(checkpointer: DatabaseSync | null): void {
     try {
-      beginRead(this.#reader!);
+      this.#pin!.releaseAndRepin(() => checkpointer && checkpointPassive(checkpointer, this.name), {
+        checkpoint: checkpointer !== null,
+      });
     } catch (e) {
-      this.#gap = `lost the read transaction: ${(e as Error).message}`;
+      const broken = this.#pin!.broken;
+      if (broken) this.#gap ??= `lost the read transaction: ${broken}`;
       throw e;
     }
+  }
+
+  /**
+   * Checkpoint (docs/design.md §4): ship everything committed without any lock; move R to the WAL
+   * end without letting go (ReadPin.advance) and backfill up to it, fsyncs included, still without
+   * the lock; then the barrier step (spool, PASSIVE checkpoint, re-pin). The barrier step runs only
+   * if nothing was committed since the backfill, so that its checkpoint writes and fsyncs nothing;
+   * after a few misses in a row (a writer that never pauses) it backfills the last frames itself,
+   * so that the WAL stays bounded. Returns true if the checkpoint ran.
+   */
+  async #checkpoint(): Promise<boolean> {
+    await this.#shipPending();
+    if (this.#gap || this.#chain.pending > 0) return false;
+    const mayBackfillUnderLock = this.#checkpointMisses >= CHECKPOINT_MISSES_BEFORE_LOCKED_BACKFILL;
+    let done: BarrierOutcome = null;
+    const checkpointer = openCheckpointer(this.path);
+    try {
+      for (let attempt = 1; attempt <= EARLY_CHECKPOINT_ATTEMPTS; attempt++) {
+        this.#pin!.advance();
+        checkpointPassive(checkpointer, this.name);
+        const last = attempt === EARLY_CHECKPOINT_ATTEMPTS;
+        done = await this.#barrierRound({ checkpointer, onlyIfBackfilled: !(last && mayBackfillUnderLock) });
+        if (done !== "not-backfilled") break;
+      }
+    } finally {
+      checkpointer.close();
+    }
+    if (done === "not-backfilled") {
+      this.#checkpointMisses++;
+      log.debug(`${this.name}: checkpoint postponed: commits kept arriving during the backfill`);
+      return false;
+    }
+    if (!done) {
+      if (!this.#gap) log.debug(`${this.name}: checkpoint skipped this round, the database is busy`);
+      return false;
+    }
+    this.#checkpointMisses = 0;
+    this.stats.checkpoints++;
+    this.#checkpointedAt = this.#chain.tip?.position ?? null;
+    if (this.#chain.pending > 0 && testHook("crash-after-checkpoint")) {
+      log.warn(
+        `${this.name}: test hook crash-after-checkpoint: killing the process before the spool is uploaded`,
+      );
+      Deno.kill(Deno.pid, "SIGKILL");
+    }
+    await this.#drain();
+    return true;
+  }
+
+  /**
+   * A snapshot in the current generation: ship first without any lock, then the barrier step
+   * (spool, re-pin at the WAL end, scan the image), upload the spool, then stream the image under
+   * the read transaction (no checkpoint moves it while the snapshot is in the outbox).
+   */
+  async #snapshot(reason: string): Promise<void> {
+    await this.#shipPending();
+    if (this.#gap || this.#chain.pending > 0) return;
+    const done = await this.#barrierRound({ image: true });
+    if (!done || done === "not-backfilled" || !done.image) return;
+    this.#chain.freezeSnapshot(done.image, reason);
+    await this.#drain();
   }
 
   async #newGeneration(reason: string, generation: number): Promise<void> {
     // The first generation of a new backup is routine; any later one means continuity was lost.
     (generation === 1 ? log.info : log.warn)(`${this.name}: starting generation ${generation}: ${reason}`);
-    const image = await this.#withBarrier(async () => {
-      endTransaction(this.#reader!);
-      this.#holdReadLock();
-      return await scanImage(this.#dbFile!);
+    this.#chain.clear(); // anything still pending belongs to the old generation
+    const image = await this.#withBarrier(() => {
+      this.#releaseAndRepin(null);
+      return scanImage(this.#dbFile!);
     }, { mustSucceed: true });
-    this.generation = generation;
-    this.#nextIndex = 0;
+    this.#chain.startGeneration(generation);
     this.#gap = null;
     this.stats.generationsStarted++;
-    await this.#uploadSnapshot(image!, `generation ${generation}`);
+    this.#chain.freezeSnapshot(image!, `generation ${generation}`);
+    await this.#drain();
     await this.#writeState();
-  }
-
-  async #uploadSnapshot(image: DatabaseImage, reason: string): Promise<void> {
-    const time = nextTime(this.#lastTime);
-    const key = snapshotKey(this.name, this.generation, time);
-    await this.#upload(
-      key,
-      image,
-      encodeSnapshotMeta({
-        pageSize: image.pageSize,
-        pageCount: image.pageCount,
-        position: image.position,
-        segmentsBefore: this.#nextIndex,
-      }),
-    );
-    this.#lastTime = time;
-    this.#lastSnapshotAt = time;
-    this.#segmentsSinceSnapshot = 0;
-    this.#shipped = { header: image.walHeader, position: image.position, pageSize: image.pageSize };
-    this.stats.snapshots++;
-    log.info(`${this.name}: snapshot ${key} (${image.size} bytes; ${reason})`);
   }
 
   /** state.json: a hint for `list` and people; restore never depends on it. */
@@ -579,7 +544,7 @@ export class Replica {
       name: this.name,
       path: this.path,
       generation: this.generation,
-      nextSegmentIndex: this.#nextIndex,
+      nextSegmentIndex: this.#chain.confirmedNextIndex,
       updated: new Date().toISOString(),
     };
     try {
@@ -594,12 +559,23 @@ export class Replica {
   }
 }
 
-function samePosition(a: WalPosition | null, b: WalPosition | null): boolean {
-  return a !== null && b !== null && a.salt1 === b.salt1 && a.salt2 === b.salt2 && a.frame === b.frame;
+/** A writable connection for checkpoints (never in a transaction, never waiting for a lock). */
+function openCheckpointer(path: string): DatabaseSync {
+  const db = openWriter(path);
+  db.exec("PRAGMA busy_timeout = 0");
+  return db;
 }
 
-function hex(n: number): string {
-  return n.toString(16).padStart(8, "0");
+/** A PASSIVE checkpoint on `db` (not in a transaction); logs how far it got. */
+function checkpointPassive(db: DatabaseSync, name: string): void {
+  const result = db.prepare("PRAGMA wal_checkpoint(PASSIVE)").get() as Record<string, number>;
+  log.debug(
+    `${name}: checkpoint: ${result.checkpointed} of ${result.log} frames backfilled (busy ${result.busy})`,
+  );
+}
+
+function samePosition(a: WalPosition | null, b: WalPosition | null): boolean {
+  return a !== null && b !== null && a.salt1 === b.salt1 && a.salt2 === b.salt2 && a.frame === b.frame;
 }
 
 async function statOrNull(path: string): Promise<Deno.FileInfo | null> {

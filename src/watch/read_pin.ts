@@ -1,0 +1,108 @@
+/**
+ * The read pin R (docs/design.md §4): a read-only connection that holds a read transaction at all
+ * times, so that no WAL frame walsync has not captured can be checkpointed and overwritten.
+ *
+ * R may only be (re)started under the write-lock barrier, after every committed frame was shipped
+ * or spooled: then a later WAL restart (salt-1 + 1) provably lost nothing. The pin therefore
+ * records whether it has been held that way all along; if R had to be started otherwise, or could
+ * not be re-started, it says why, and the replica must not accept the next restart as continuous.
+ * @module
+ */
+import type { DatabaseSync } from "node:sqlite";
+import { beginRead, endTransaction, openReader } from "../sqlite/database.ts";
+import { testHook } from "./test_hooks.ts";
+
+/** A read transaction held on a database, with a record of whether it was held as the protocol requires. */
+export class ReadPin {
+  #db: DatabaseSync;
+  #broken: string | null = "the read transaction was not yet started under a barrier";
+
+  /** Opens the connection (no transaction yet). */
+  constructor(readonly path: string) {
+    this.#db = openReader(path);
+  }
+
+  /**
+   * Null while R has been held continuously since it was last started under a barrier; otherwise
+   * why continuity through it cannot be proven.
+   */
+  get broken(): string | null {
+    if (this.#broken) return this.#broken;
+    if (!this.#db.isTransaction) return "the read transaction was found ended";
+    return null;
+  }
+
+  /** Starts R without the barrier (e.g. to look at the WAL at start-up): continuity is not proven yet. */
+  holdUnproven(): void {
+    endTransaction(this.#db);
+    this.#broken = "the read transaction was started without a barrier";
+    beginRead(this.#db);
+  }
+
+  /**
+   * Moves R to the WAL's current end without ever letting go: a second connection starts its read
+   * transaction while R is still held, then the old one ends. The proof stays intact (docs/design.md
+   * §4): either the new R pins frames (no restart can happen while it is held), or it began on a
+   * fully backfilled WAL, whose frames were all inside the old R's view and therefore already
+   * captured. Only call it when nothing captured waits in the WAL file itself (empty outbox).
+   * Lets a checkpoint outside the barrier backfill up to the new R, so that the one under the
+   * barrier has only the last few frames left.
+   */
+  advance(): void {
+    const next = openReader(this.path);
+    try {
+      beginRead(next);
+    } catch (e) {
+      next.close();
+      throw e;
+    }
+    const old = this.#db;
+    this.#db = next;
+    try {
+      endTransaction(old);
+      old.close();
+    } catch { /* the new R holds the pin */ }
+  }
+
+  /**
+   * Ends R, runs `work`, and starts R again in every case. Call it under the barrier only, after
+   * every committed frame was shipped or spooled; then R is proven held again.
+   *
+   * Anything `work` needs (a checkpoint needs a connection that is not in a transaction) must be
+   * opened before, so that failing to open it leaves R untouched. If starting R again fails, the
+   * pin is marked broken (with the reason) and the error is thrown.
+   */
+  releaseAndRepin<T>(work: () => T, opts: { checkpoint: boolean }): T {
+    this.#broken = "the read transaction was ended";
+    endTransaction(this.#db);
+    try {
+      return work();
+    } finally {
+      this.#repin(opts.checkpoint);
+    }
+  }
+
+  #repin(afterCheckpoint: boolean): void {
+    try {
+      if (afterCheckpoint && testHook("fail-repin")) {
+        throw new Error("test hook fail-repin: starting the read transaction failed");
+      }
+      beginRead(this.#db);
+      this.#broken = null;
+    } catch (e) {
+      this.#broken = `could not start the read transaction again: ${(e as Error).message}`;
+      throw e;
+    }
+  }
+
+  /** Ends R and closes the connection (the replica closes the database file only after this). */
+  close(): void {
+    this.#broken = "closed";
+    try {
+      endTransaction(this.#db);
+    } catch { /* closing anyway */ }
+    try {
+      this.#db.close();
+    } catch { /* already closed */ }
+  }
+}
