@@ -1,5 +1,5 @@
 /**
- * How backups are laid out in a store (DESIGN.md §5):
+ * How backups are laid out in a store (docs/design.md §4):
  *
  * ```
  * <name>/snapshots/<generation>-<YYYYMMDDHHMMSSmmm>.db

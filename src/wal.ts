@@ -1,5 +1,5 @@
 /**
- * Reading SQLite's write-ahead log: header, frames and the cumulative checksum (DESIGN.md §3).
+ * Reading SQLite's write-ahead log: header, frames and the cumulative checksum (docs/design.md §2).
  * Pure functions over bytes plus a scanner over an open file; no SQLite library involved.
  * See https://www.sqlite.org/fileformat2.html#walformat
  * @module

@@ -1,7 +1,7 @@
 /**
  * Replaying a snapshot and WAL segments, verifying every object on the way: SHA-256 of the content,
- * frame salts and checksum chain, and continuity from one object to the next (DESIGN.md §2.3, §5,
- * §6). `restore` replays into a file through a {@link PageWriter}; `verify` runs the same checks
+ * frame salts and checksum chain, and continuity from one object to the next (docs/design.md §1,
+ * §4, §5, §6). `restore` replays into a file through a {@link PageWriter}; `verify` runs the same checks
  * without one, or only the metadata checks (`--quick`).
  *
  * Each object goes through two stages: its metadata (decoded, `sha256` present, size consistent

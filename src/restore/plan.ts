@@ -1,5 +1,5 @@
 /**
- * Choosing what to restore for a point in time (DESIGN.md §6): the generation, snapshot and
+ * Choosing what to restore for a point in time (docs/design.md §6): the generation, snapshot and
  * segments, and what may replace them if one of their objects turns out to be damaged.
  *
  * The target belongs to the generation whose objects reach closest to it (at or before it). Within

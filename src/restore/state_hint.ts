@@ -1,5 +1,5 @@
 /**
- * state.json, the hint `watch` keeps per database (DESIGN.md §5): restore never needs it, but it
+ * state.json, the hint `watch` keeps per database (docs/design.md §4): restore never needs it, but it
  * is written only after the objects it mentions were stored, so it can reveal objects that are
  * gone from the end of the history, where no later object would show the hole.
  * @module

@@ -1,6 +1,6 @@
 /**
  * Multipart uploads for large objects, streamed part by part (each part is sent as it is read,
- * never buffered), with the quirks of real servers handled (DESIGN.md §7):
+ * never buffered), with the quirks of real servers handled (docs/design.md §10):
  * - Ceph RGW 16 answers CompleteMultipartUpload with an empty <ETag>, moto with a differently named
  *   root element: the answer is not trusted either way; the object counts as stored only when a
  *   HEAD shows it (the caller checks size and sha256), and its ETag is compared with the multipart
