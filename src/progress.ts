@@ -166,6 +166,7 @@ function countingStore(store: Store, progress: Progress): Store {
     list: (prefix, startAfter) => store.list(prefix, startAfter),
     putSmall: (key, body, metadata, condition) => store.putSmall(key, body, metadata, condition),
     delete: (key) => store.delete(key),
+    deleteMany: (keys) => store.deleteMany(keys),
   };
   if (store.abortIncompleteUploads) counted.abortIncompleteUploads = (p) => store.abortIncompleteUploads!(p);
   return counted;
