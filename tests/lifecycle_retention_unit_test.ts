@@ -7,6 +7,7 @@ import { type BackupObject, segmentKey, snapshotKey } from "../src/layout.ts";
 import type { DatabaseHistory, GenerationHistory } from "../src/log/history.ts";
 import { belowHorizon, planDeletes, planRetention } from "../src/lifecycle/retention.ts";
 import { parseRetention } from "../src/lifecycle/options.ts";
+import { contentMd5, deleteErrors, deleteRequestXml } from "../src/storage/multi_delete.ts";
 
 const NAME = "db";
 
@@ -113,4 +114,16 @@ Deno.test("retention flag: durations, 0 and forever", () => {
   assert.equal(parseRetention("forever"), null);
   assert.throws(() => parseRetention("soon"), /invalid --retention "soon"/);
   assert.throws(() => parseRetention("-5s"), /invalid --retention/);
+});
+
+Deno.test("multi-object delete: the request escapes keys, the answer's errors are read", () => {
+  const xml = deleteRequestXml(["p/a&b.wal", "p/<c>.db"]);
+  assert.match(xml, /<Quiet>true<\/Quiet>/);
+  assert.match(xml, /<Key>p\/a&amp;b\.wal<\/Key><\/Object><Object><Key>p\/&lt;c&gt;\.db<\/Key>/);
+  // The MD5 S3 checks (RFC 1864: base64 of the binary digest).
+  assert.equal(contentMd5("hello"), "XUFAKrxLKna5cZ2REBfFkg==");
+  const answer = `<?xml version="1.0"?><DeleteResult><Deleted><Key>x</Key></Deleted>` +
+    `<Error><Key>p/k1.wal</Key><Code>AccessDenied</Code><Message>no</Message></Error></DeleteResult>`;
+  assert.deepEqual(deleteErrors(answer), [{ key: "p/k1.wal", code: "AccessDenied", message: "no" }]);
+  assert.deepEqual(deleteErrors(`<DeleteResult></DeleteResult>`), []);
 });
