@@ -85,5 +85,11 @@ Deno.test("watch --retention: old history goes in the background, the window and
   assert.equal(early.code, 3, early.stderr);
   const verified = await walsync(["verify", "-b", backend.url], { env: backend.env });
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+
+  // The snapshot the mark keeps is what the window starts from: if it goes missing, that is damage.
+  const mark = JSON.parse(await Deno.readTextFile(`${backend.dir}/bg/retention.json`));
+  await Deno.remove(`${backend.dir}/${mark.snapshot}`);
+  const damaged = await walsync(["verify", "-b", backend.url], { env: backend.env });
+  assert.equal(damaged.code, 4, damaged.stdout + damaged.stderr);
   await cleanup(backend, dir);
 });

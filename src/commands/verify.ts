@@ -32,7 +32,7 @@ import {
   missingEverything,
   missingGenerations as missingGenerationsDamage,
 } from "../restore/damage.ts";
-import { isPrunedStart, prunedGeneration, retainedView } from "../lifecycle/mark.ts";
+import { isPrunedStart, prunedMark, retainedView } from "../lifecycle/mark.ts";
 import { hintedTail, type HintReading, readStateHint } from "../restore/state_hint.ts";
 
 /** How many objects are checked at the same time (each streams through one small buffer). */
@@ -185,7 +185,7 @@ async function verifyDatabase(
   }
   const damaged = [
     ...chains.flatMap((chain, i) => chainDamage(db, db.generations[i], chain, hint))
-      .filter((d) => !isPrunedStart(d, prunedGeneration(store))),
+      .filter((d) => !isPrunedStart(d, prunedMark(store))),
     ...proofs,
     ...stateDamage(db, hint),
     ...generationGaps(db, hint),

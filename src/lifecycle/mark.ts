@@ -59,20 +59,22 @@ export function describeMark(mark: RetentionMark): string {
   } from ${mark.restorableFrom} (horizon ${mark.horizon})`;
 }
 
-const PRUNED = Symbol("pruned generation");
+const PRUNED = Symbol("retention mark");
 
-/** For a store from {@link retainedView}: the generation a prune cut (its start is gone on purpose). */
-export function prunedGeneration(store: Store): number | null {
-  return (store as { [PRUNED]?: number })[PRUNED] ?? null;
+/** For a store from {@link retainedView}: the mark it hides history below, or null. */
+export function prunedMark(store: Store): RetentionMark | null {
+  return (store as { [PRUNED]?: RetentionMark })[PRUNED] ?? null;
 }
 
 /**
  * Whether `damage` is only the missing start of the generation a prune cut: that generation now
- * starts at the kept snapshot, after segments that were deleted on purpose.
+ * starts at the kept snapshot, after segments that were deleted on purpose. Only when the kept
+ * snapshot itself is there and first: if it is gone, that is damage like any other.
  */
-export function isPrunedStart(damage: Damage, generation: number | null): boolean {
-  return generation !== null && damage.generation === generation && damage.kind === "snapshot" &&
-    damage.reason === "missing" && damage.key === null;
+export function isPrunedStart(damage: Damage, mark: RetentionMark | null): boolean {
+  return mark !== null && damage.generation === mark.generation && damage.kind === "snapshot" &&
+    damage.reason === "missing" && damage.key === null &&
+    damage.message.includes(`the first snapshot, ${mark.snapshot}, comes after segment(s)`);
 }
 
 /**
@@ -89,7 +91,7 @@ export async function retainedView(store: Store, name: string): Promise<Store> {
     const object = parseObjectKey(entry.key);
     return !object || object.name !== name || !belowHorizon(object, keep);
   };
-  const view: Store & { [PRUNED]?: number } = {
+  const view: Store & { [PRUNED]?: RetentionMark } = {
     url: store.url,
     codec: store.codec,
     put: (key, body, metadata, md5) => store.put(key, body, metadata, md5),
@@ -102,7 +104,7 @@ export async function retainedView(store: Store, name: string): Promise<Store> {
     delete: (key) => store.delete(key),
     deleteMany: (keys) => store.deleteMany(keys),
   };
-  view[PRUNED] = mark.generation;
+  view[PRUNED] = mark;
   if (store.abortIncompleteUploads) view.abortIncompleteUploads = (p) => store.abortIncompleteUploads!(p);
   return view;
 }
