@@ -79,9 +79,10 @@ for (const label of ["s3", "file"] as const) {
     }).spawn();
     await sleep(22_000);
 
-    // Points in time inside the window (and safely in the past), restored before any prune.
+    // Points in time inside the window, restored before any prune; at least 4 s in the past, so that
+    // every segment cut before them is uploaded already (sync interval 300 ms).
     const now = Date.now();
-    const times = [0.9, 0.7, 0.5, 0.3, 0.2].map((f) => now - f * RETENTION_S * 1000);
+    const times = [0.9, 0.75, 0.6, 0.45, 0.35].map((f) => now - f * RETENTION_S * 1000);
     // Every prune below aims at the same horizon, just before the earliest of these times.
     const horizon = now - RETENTION_S * 1000;
     const retention = () => `${Date.now() - horizon}ms`;
