@@ -11,6 +11,8 @@ import { formatListTable, listCommand } from "./src/commands/list.ts";
 import { restoreCommand } from "./src/commands/restore.ts";
 import { snapshotCommand } from "./src/commands/snapshot.ts";
 import { formatVerifyReport, verifyCommand } from "./src/commands/verify.ts";
+import { formatPruneResults, pruneCommand } from "./src/commands/prune.ts";
+import { DEFAULT_RETENTION_CHECK_MS, parseInterval, parseRetention } from "./src/lifecycle/options.ts";
 import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
 import { resolveWatchSettings } from "./src/config/watch_settings.ts";
 import { operationsHooks } from "./src/metrics/hooks.ts";
@@ -125,6 +127,11 @@ export function buildProgram(): Command {
       `checkpoint when the WAL holds this many frames (default ${WATCH_DEFAULTS.checkpointFrames})`,
     )
     .option("--metrics-addr <HOST:PORT>", "serve Prometheus /metrics and /healthz here (default: off)")
+    .option(
+      "--retention <DURATION>",
+      "history to keep: 1h, 7d...; 0 or forever keeps everything (default 24h)",
+    )
+    .option("--retention-check-interval <DURATION>", "time between two retention passes (default 1h)")
     .action(async (dbs: string[], opts, cmd: Command) => {
       const s = await resolveWatchSettings(dbs, opts, (k) => cmd.getOptionValueSource(k), WATCH_DEFAULTS);
       const global = program.opts();
@@ -145,6 +152,12 @@ export function buildProgram(): Command {
         snapshotIntervalMs: s.snapshotIntervalMs,
         checkpointFrames: s.checkpointFrames,
         leaseMs: s.leaseMs,
+        retentionMs: parseRetention(opts.retention),
+        retentionCheckIntervalMs: parseInterval(
+          opts.retentionCheckInterval,
+          "--retention-check-interval",
+          DEFAULT_RETENTION_CHECK_MS,
+        ),
         ...operationsHooks(s, store),
       });
       if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);
@@ -215,6 +228,28 @@ export function buildProgram(): Command {
       const report = await verifyCommand(store, names, { quick: opts.quick });
       print(opts.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
       if (!report.ok) throw corruptError("verify: damaged or missing objects (see the report)");
+    });
+  program.command("prune")
+    .description("Delete backup history older than the retention window (and leftovers of failed uploads).")
+    .argument("[NAME...]", "databases to prune (default: all)")
+    .addOption(backupOption())
+    .addOption(endpointOption())
+    .option(
+      "--retention <DURATION>",
+      "history to keep: 1h, 7d...; 0 or forever keeps everything (default 24h)",
+    )
+    .option("--dry-run", "print what would be deleted, one key per line, and delete nothing")
+    .option("--json", "print per database what was (or would be) deleted, as JSON")
+    .action(async (names: string[], opts) => {
+      const store = storeOf(opts, program.opts().profile);
+      const results = await pruneCommand(store, names, {
+        retentionMs: parseRetention(opts.retention),
+        dryRun: opts.dryRun,
+        onKey: opts.dryRun && !opts.json
+          ? (key, size) => print(`would delete ${key} (${size} bytes)`)
+          : undefined,
+      });
+      print(opts.json ? JSON.stringify(results, null, 2) : formatPruneResults(results));
     });
   return program;
 }

@@ -177,6 +177,7 @@ function countingStore(store: Store, progress: Progress, uploadPhase?: string): 
     list: (prefix, startAfter) => store.list(prefix, startAfter),
     putSmall: (key, body, metadata, condition) => store.putSmall(key, body, metadata, condition),
     delete: (key) => store.delete(key),
+    deleteMany: (keys) => store.deleteMany(keys),
     // The codec travels with the store: without it, writes would not be encoded and encrypted
     // objects could not be read.
     codec: store.codec,

@@ -6,6 +6,7 @@
 import { formatAge } from "../duration.ts";
 import { readAllHistories, restorableRange } from "../log/history.ts";
 import type { Store } from "../storage/store.ts";
+import { readMark, retentionKey } from "../lifecycle/mark.ts";
 
 /** One generation in `list --json`. */
 export interface ListedGeneration {
@@ -42,6 +43,12 @@ export async function listCommand(store: Store): Promise<ListedDatabase[]> {
   const databases: ListedDatabase[] = [];
   for await (const db of readAllHistories(store, () => {})) {
     if (db.generations.length === 0) continue;
+    // After a prune, history below its mark is gone (or about to be): restorable from the kept snapshot.
+    const mark = db.others.some((o) => o.key === retentionKey(db.name))
+      ? await readMark(store, db.name)
+      : null;
+    if (mark) db.generations = db.generations.filter((g) => g.generation >= mark.generation);
+    const floor = mark ? Date.parse(mark.restorableFrom) : -Infinity;
     const generations = db.generations.map((g): ListedGeneration => {
       const range = restorableRange(g);
       return {
@@ -63,7 +70,9 @@ export async function listCommand(store: Store): Promise<ListedDatabase[]> {
         ? { key: latest.key, generation: latest.generation, time: iso(latest.time)!, size: latest.size }
         : null,
       generation: newest?.generation ?? null,
-      restorableFrom: iso(ranges.length ? Math.min(...ranges.map((r) => r.from)) : undefined),
+      restorableFrom: iso(
+        ranges.length ? Math.max(floor, Math.min(...ranges.map((r) => r.from))) : undefined,
+      ),
       restorableTo: iso(ranges.length ? Math.max(...ranges.map((r) => r.to)) : undefined),
       generations,
       newestAgeSeconds: newestAge(

@@ -28,6 +28,7 @@ import { withProgress } from "../progress.ts";
 import { onInterrupt } from "../shutdown.ts";
 import { checkOutputDir, createTemp, inspectOutput, moveIntoPlace, outputExists } from "../restore/output.ts";
 import type { Store } from "../storage/store.ts";
+import { retainedView } from "../lifecycle/mark.ts";
 
 /** Options of `restore`. */
 export interface RestoreOptions {
@@ -63,6 +64,7 @@ export async function restoreCommand(
   options: RestoreOptions,
 ): Promise<RestoreResult> {
   validateName(name);
+  store = await retainedView(store, name); // history below a prune's mark is gone on purpose
   const output = resolve(options.output);
   const existing = await inspectOutput(output);
   if (existing.database || existing.sidecars.length) {

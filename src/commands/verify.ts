@@ -32,6 +32,7 @@ import {
   missingEverything,
   missingGenerations as missingGenerationsDamage,
 } from "../restore/damage.ts";
+import { isPrunedStart, prunedMark, retainedView } from "../lifecycle/mark.ts";
 import { hintedTail, type HintReading, readStateHint } from "../restore/state_hint.ts";
 
 /** How many objects are checked at the same time (each streams through one small buffer). */
@@ -119,21 +120,23 @@ export async function verifyCommand(
   if (names.length) {
     for (const name of names) {
       const hint = await readStateHint(store, name, quick);
-      const db = await readHistory(store, name);
+      const view = await retainedView(store, name); // history below a prune's mark is gone on purpose
+      const db = await readHistory(view, name);
       if (!db || db.generations.length === 0) {
         const what = db
           ? `nothing restorable of "${name}" (no snapshot or segment)`
           : `no backup of "${name}"`;
         throw notFoundError(`${what} in ${store.url}`);
       }
-      databases.push(await verifyDatabase(store, db, hint, quick));
+      databases.push(await verifyDatabase(view, db, hint, quick));
     }
   } else {
     for await (const listed of readAllHistories(store, (entry) => stray.push(entry))) {
       const hint = await readStateHint(store, listed.name, quick);
       // Listed again after state.json, in case objects came meanwhile.
-      const db = (await readHistory(store, listed.name)) ?? listed;
-      databases.push(await verifyDatabase(store, db, hint, quick));
+      const view = await retainedView(store, listed.name);
+      const db = (await readHistory(view, listed.name)) ?? listed;
+      databases.push(await verifyDatabase(view, db, hint, quick));
     }
     if (databases.length === 0) throw notFoundError(`no backups in ${store.url}`);
   }
@@ -181,7 +184,8 @@ async function verifyDatabase(
     for (const g of db.generations) proofs.push(...await proveSnapshots(store, db.name, g));
   }
   const damaged = [
-    ...chains.flatMap((chain, i) => chainDamage(db, db.generations[i], chain, hint)),
+    ...chains.flatMap((chain, i) => chainDamage(db, db.generations[i], chain, hint))
+      .filter((d) => !isPrunedStart(d, prunedMark(store))),
     ...proofs,
     ...stateDamage(db, hint),
     ...generationGaps(db, hint),

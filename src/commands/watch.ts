@@ -9,9 +9,10 @@ import type { Store } from "../storage/store.ts";
 import { DEFAULT_LEASE_MS } from "../watch/lease.ts";
 import { Replica, type ReplicaOptions } from "../watch/replica.ts";
 import type { WatchTarget } from "../watch/targets.ts";
+import { BackgroundRetention, type RetentionOptions } from "../lifecycle/background.ts";
 
 /** Options of `watch`. */
-export interface WatchOptions extends ReplicaOptions {
+export interface WatchOptions extends ReplicaOptions, RetentionOptions {
   syncIntervalMs: number;
   /** How many databases sync at the same time. */
   concurrency: number;
@@ -87,6 +88,8 @@ export async function watchCommand(
     log.info(`watching ${replicas.length} database(s); sync every ${options.syncIntervalMs} ms`);
 
     ops?.started(replicas, options);
+    const retention = new BackgroundRetention(store, () => replicas.map((r) => r.name), options);
+    retention.start();
     while (!stopping) {
       await ops?.beforeRound(replicas);
       const started = Date.now();
@@ -109,6 +112,7 @@ export async function watchCommand(
       });
     }
 
+    await retention.stop();
     await ops?.stop();
     let failed = 0;
     await forEachLimited(replicas, options.concurrency, async (replica) => {

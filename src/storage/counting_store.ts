@@ -106,4 +106,10 @@ export class CountingStore implements Store {
   delete(key: string): Promise<void> {
     return this.#count("DELETE", key, () => this.inner.delete(key));
   }
+
+  /** One request (S3's multi-object delete is a POST). */
+  deleteMany(keys: string[]): Promise<void> {
+    if (keys.length === 0) return Promise.resolve();
+    return this.#count("DELETE_MANY", keys[0], () => this.inner.deleteMany(keys));
+  }
 }

@@ -230,6 +230,11 @@ export class FileStore implements Store {
       });
     }
   }
+
+  /** Removes each object and its metadata sidecar, in the order given. */
+  async deleteMany(keys: string[]): Promise<void> {
+    for (const key of keys) await this.delete(key);
+  }
 }
 
 /**

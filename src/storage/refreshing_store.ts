@@ -60,4 +60,8 @@ export class RefreshingS3Store implements Store {
   async delete(key: string): Promise<void> {
     return await (await this.#current()).delete(key);
   }
+
+  async deleteMany(keys: string[]): Promise<void> {
+    return await (await this.#current()).deleteMany(keys);
+  }
 }

@@ -124,4 +124,10 @@ export class RetryingStore implements Store {
   delete(key: string): Promise<void> {
     return this.#call(`delete ${key}`, () => this.inner.delete(key));
   }
+
+  /** Retried as a whole: deleting an object twice is harmless. */
+  deleteMany(keys: string[]): Promise<void> {
+    if (keys.length === 0) return Promise.resolve();
+    return this.#call(`delete ${keys.length} object(s) from ${keys[0]}`, () => this.inner.deleteMany(keys));
+  }
 }

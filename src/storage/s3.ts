@@ -23,6 +23,7 @@ import {
   splitIntoParts,
   uploadIdOf,
 } from "./multipart.ts";
+import { contentMd5, deleteErrors, deleteRequestXml } from "./multi_delete.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
@@ -459,6 +460,39 @@ export class S3Store implements Store {
       return;
     }
     throw this.#explain(await this.#serverError(response), `delete ${key}`);
+  }
+
+  /** One multi-object delete (POST ?delete, Content-MD5) of up to 1000 keys; see multi_delete.ts. */
+  async deleteMany(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const what = `delete ${keys.length} object(s) (${keys[0]} ...)`;
+    const body = deleteRequestXml(keys.map((k) => this.#fullKey(k)));
+    let xml: string;
+    try {
+      const response = await this.#withTimeout(this.#client.makeRequest({
+        method: "POST",
+        objectName: "",
+        query: { delete: "" },
+        headers: new Headers({ "content-md5": contentMd5(body), "content-type": "application/xml" }),
+        payload: body,
+        returnBody: true,
+      }));
+      xml = await response.text();
+    } catch (e) {
+      throw this.#explain(e, what);
+    }
+    const failed = deleteErrors(xml).filter((e) => e.code !== "NoSuchKey");
+    if (failed.length) {
+      const first = failed[0];
+      const transient = failed.every((e) => e.code === "InternalError" || e.code === "SlowDown");
+      throw storageError(
+        `S3 could not ${what}: ${failed.length} failed, e.g. ${decodeXml(first.key)}: ${first.code} ${
+          redact(decodeXml(first.message))
+        }`,
+        undefined,
+        transient,
+      );
+    }
   }
 }
 

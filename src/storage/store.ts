@@ -8,6 +8,9 @@
 import type { ObjectCodec } from "../codec/codec.ts";
 import type { ByteSource } from "./source.ts";
 
+/** The most keys one {@link Store.deleteMany} call takes (S3's multi-object delete limit). */
+export const MAX_DELETE_BATCH = 1000;
+
 /** What a HEAD returns. */
 export interface ObjectInfo {
   key: string;
@@ -74,4 +77,10 @@ export interface Store {
   abortIncompleteUploads?(prefix: string): Promise<number>;
   /** Deletes an object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Deletes objects (at most {@link MAX_DELETE_BATCH} keys) in as few requests as the store allows
+   * (S3: one multi-object delete); missing objects are not an error. Rejects if any key could not be
+   * deleted (it may then be retried: deleting twice is harmless).
+   */
+  deleteMany(keys: string[]): Promise<void>;
 }

@@ -1,0 +1,75 @@
+/**
+ * Retention in the background of `watch`: one timer; each pass applies {@link enforceRetention} to
+ * the watched databases one at a time (one LIST pass of each per check interval), so retention never
+ * competes with the replicas for more than one listing and a few deletes at a time. The rules never
+ * touch the newest snapshot or anything after it, which is all a replica appends to (docs/design.md,
+ * "Retention").
+ * @module
+ */
+import { WalsyncError } from "../errors.ts";
+import * as log from "../log.ts";
+import type { Store } from "../storage/store.ts";
+import { enforceRetention } from "./enforce.ts";
+import { DEFAULT_RETENTION_CHECK_MS, DEFAULT_RETENTION_MS } from "./options.ts";
+
+/** Retention settings of `watch`. */
+export interface RetentionOptions {
+  /** The window to keep (ms); null keeps everything (no pass runs). Default 24 h. */
+  retentionMs?: number | null;
+  /** Time between two passes (ms). Default 1 h. */
+  retentionCheckIntervalMs?: number;
+}
+
+/** Applies retention to `names()` every check interval until stopped. */
+export class BackgroundRetention {
+  readonly #retentionMs: number | null;
+  readonly #intervalMs: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #pass: Promise<void> | null = null;
+  #stopped = false;
+  /** Completed passes (for tests and logs). */
+  passes = 0;
+
+  constructor(readonly store: Store, readonly names: () => string[], options: RetentionOptions = {}) {
+    this.#retentionMs = options.retentionMs === undefined ? DEFAULT_RETENTION_MS : options.retentionMs;
+    this.#intervalMs = options.retentionCheckIntervalMs ?? DEFAULT_RETENTION_CHECK_MS;
+  }
+
+  /** Runs the first pass now, then one per interval. Does nothing when everything is kept. */
+  start(): void {
+    if (this.#retentionMs === null || this.#stopped) return;
+    this.#schedule(0);
+  }
+
+  #schedule(delay: number): void {
+    this.#timer = setTimeout(() => {
+      this.#pass = this.#run().finally(() => {
+        this.#pass = null;
+        if (!this.#stopped) this.#schedule(this.#intervalMs);
+      });
+    }, delay);
+  }
+
+  async #run(): Promise<void> {
+    for (const name of this.names()) {
+      if (this.#stopped) return;
+      try {
+        await enforceRetention(this.store, name, Date.now() - this.#retentionMs!);
+      } catch (e) {
+        // Nothing stored yet is normal right after the first start; anything else is retried next pass.
+        if (e instanceof WalsyncError && e.exitCode === 3) continue;
+        log.warn(
+          `${name}: retention pass failed (retried in ${this.#intervalMs} ms): ${(e as Error).message}`,
+        );
+      }
+    }
+    this.passes++;
+  }
+
+  /** Stops the timer and waits for a pass in progress to finish its current database. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#pass;
+  }
+}
