@@ -94,6 +94,11 @@ export function buildProgram(): Command {
       "checkpoint when the WAL holds this many frames",
       String(WATCH_DEFAULTS.checkpointFrames),
     )
+    .option(
+      "--concurrency <N>",
+      "how many databases sync (upload) at the same time",
+      String(WATCH_DEFAULTS.concurrency),
+    )
     .action(async (dbs: string[], opts) => {
       const targets = parseTargets(dbs);
       const store = openStore(opts.backup, { endpoint: opts.endpoint });
@@ -103,6 +108,7 @@ export function buildProgram(): Command {
         snapshotIntervalMs: seconds(opts.snapshotInterval, "--snapshot-interval") * 1000,
         checkpointFrames: Math.round(seconds(opts.checkpointFrames, "--checkpoint-frames")),
         leaseMs: seconds(opts.leaseSeconds, "--lease-seconds") * 1000,
+        concurrency: Math.round(seconds(opts.concurrency, "--concurrency")),
       });
       if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);
     });

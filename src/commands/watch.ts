@@ -1,36 +1,36 @@
 /**
- * `walsync watch`: one process replicating many databases until SIGINT/SIGTERM.
+ * `walsync watch`: one process replicating many databases until SIGINT/SIGTERM. Each database runs
+ * on its own schedule (src/watch/scheduler.ts); this module handles signals, the start-up summary
+ * and the exit code.
  * @module
  */
 import { ExitCode, WalsyncError } from "../errors.ts";
 import * as log from "../log.ts";
 import type { Store } from "../storage/store.ts";
 import { DEFAULT_LEASE_MS } from "../watch/lease.ts";
-import { Replica, type ReplicaOptions } from "../watch/replica.ts";
+import { type SchedulerOptions, WatchScheduler } from "../watch/scheduler.ts";
 import type { WatchTarget } from "../watch/targets.ts";
 
 /** Options of `watch`. */
-export interface WatchOptions extends ReplicaOptions {
-  syncIntervalMs: number;
-  /** How many databases sync at the same time. */
-  concurrency: number;
+export interface WatchOptions extends SchedulerOptions {
+  /** At shutdown, how long to wait for the last uploads before exiting anyway. */
+  shutdownGraceMs: number;
 }
 
-/** Default tunables (see the README). */
+/** Default tunables (see the README); some can be changed through the environment for tests. */
 export const WATCH_DEFAULTS: Omit<WatchOptions, "syncIntervalMs" | "snapshotIntervalMs"> = {
   leaseMs: DEFAULT_LEASE_MS,
   checkpointFrames: 1000,
   barrierTimeoutMs: 200,
   concurrency: 8,
+  lockWaitMs: envMs("WALSYNC_LOCK_WAIT_MS", 10_000),
+  reportIntervalMs: envMs("WALSYNC_REPORT_INTERVAL_MS", 60_000),
+  shutdownGraceMs: envMs("WALSYNC_SHUTDOWN_GRACE_MS", 5_000),
 };
 
-/** Runs `fn` over `items` with at most `limit` at a time. */
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  });
-  await Promise.all(workers);
+function envMs(name: string, fallback: number): number {
+  const value = Number(Deno.env.get(name));
+  return Number.isFinite(value) && value > 0 ? value : fallback;
 }
 
 /** Watches `targets` until a signal arrives; returns the exit code. */
@@ -39,78 +39,71 @@ export async function watchCommand(
   targets: WatchTarget[],
   options: WatchOptions,
 ): Promise<number> {
-  let stopping = false;
-  let wake: () => void = () => {};
+  const scheduler = new WatchScheduler(store, targets, options);
+  let signalled = false;
   const onSignal = (signal: Deno.Signal) => () => {
-    if (stopping) {
+    if (signalled) {
       log.warn(`${signal} again: exiting immediately`);
       Deno.exit(ExitCode.Interrupted);
     }
+    signalled = true;
     log.info(`${signal} received: shipping what is committed, then exiting`);
-    stopping = true;
-    wake();
+    scheduler.stop();
   };
   const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => [s, onSignal(s)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
-
   try {
-    const replicas: Replica[] = [];
-    let lastError: WalsyncError | undefined;
-    for (const target of targets) {
-      if (stopping) break;
-      const replica = new Replica(target.path, target.name, store, options);
-      try {
-        await replica.start();
-        replicas.push(replica);
-      } catch (e) {
-        if (!(e instanceof WalsyncError)) throw e;
-        lastError = e;
-        // Only a store that cannot be used affects every database (access denied, missing bucket);
-        // anything about this database itself (missing, not a regular file, not SQLite, not in WAL
-        // mode: usage errors among them) is reported and the others go on.
-        if (e.exitCode === ExitCode.Storage && !e.retryable) throw e;
-        log.error(`${target.name}: ${e.message}`);
+    scheduler.start();
+    const first = await Promise.race([scheduler.firstAttempts(), scheduler.stopped().then(() => null)]);
+    if (scheduler.fatal) throw await finishWith(scheduler, options, scheduler.fatal);
+    if (first) {
+      const started = first.filter((o) => o === "started").length;
+      const failures = first.flatMap((o) => (typeof o === "object" ? [o.failed] : []));
+      if (failures.length === first.length && first.length > 0) {
+        // Nothing can be watched and nothing is worth retrying: say so instead of idling.
+        const locked = failures.every((e) => e.exitCode === ExitCode.Locked);
+        throw await finishWith(
+          scheduler,
+          options,
+          new WalsyncError("no database could be watched", locked ? ExitCode.Locked : ExitCode.Failure),
+        );
       }
+      const waiting = first.length - started;
+      log.info(
+        `watching ${started} database(s); sync every ${options.syncIntervalMs} ms` +
+          (waiting
+            ? `; ${waiting} not replicating yet (retried, and reported every ${
+              options.reportIntervalMs / 1000
+            } s)`
+            : ""),
+      );
     }
-    if (replicas.length === 0) {
-      const locked = targets.length > 0 && lastError?.exitCode === ExitCode.Locked;
-      throw new WalsyncError("no database could be watched", locked ? ExitCode.Locked : ExitCode.Failure);
+    await scheduler.stopped();
+    const result = await scheduler.finish(options.shutdownGraceMs);
+    if (scheduler.fatal) throw scheduler.fatal;
+    log.info(
+      `stopped: ${result.segments} segment(s) shipped, ${result.generationsStarted} generation(s) started`,
+    );
+    if (result.failed.length || result.unfinished.length) {
+      log.error(
+        `watch ended with errors: ${
+          [
+            ...result.failed.map((f) => `${f.name} (${f.reason})`),
+            ...result.unfinished.map((n) => `${n} (unfinished)`),
+          ]
+            .join("; ")
+        }`,
+      );
+      return ExitCode.Failure;
     }
-    log.info(`watching ${replicas.length} database(s); sync every ${options.syncIntervalMs} ms`);
-
-    while (!stopping) {
-      const started = Date.now();
-      await forEachLimited(replicas, options.concurrency, async (replica) => {
-        try {
-          await replica.sync(started);
-        } catch (e) {
-          log.debug(`${replica.name}: sync failed: ${(e as Error).message}`);
-        }
-      });
-      const wait = Math.max(0, options.syncIntervalMs - (Date.now() - started));
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-
-    let failed = 0;
-    await forEachLimited(replicas, options.concurrency, async (replica) => {
-      try {
-        await replica.stop();
-      } catch (e) {
-        failed++;
-        log.error(`${replica.name}: could not ship the last commits before exiting: ${(e as Error).message}`);
-      }
-    });
-    const generations = replicas.reduce((n, r) => n + r.stats.generationsStarted, 0);
-    const segments = replicas.reduce((n, r) => n + r.stats.segments, 0);
-    log.info(`stopped: ${segments} segment(s) shipped, ${generations} generation(s) started`);
-    return failed ? ExitCode.Failure : ExitCode.Ok;
+    return ExitCode.Ok;
   } finally {
     for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   }
+}
+
+/** Stops everything, waits for the databases to finish, and returns `error` to throw. */
+async function finishWith(scheduler: WatchScheduler, options: WatchOptions, error: WalsyncError) {
+  await scheduler.finish(options.shutdownGraceMs);
+  return error;
 }
