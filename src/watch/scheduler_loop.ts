@@ -90,8 +90,9 @@ export class DatabaseLoop {
     try {
       while (!signal.aborted) {
         if (!this.#replica) {
-          const retryInMs = await this.#start();
-          if (retryInMs > 0) await this.#sleep(retryInMs);
+          const attemptedAt = Date.now();
+          const retry = await this.#start();
+          if (retry) await this.#waitToRetry(attemptedAt, retry);
           continue;
         }
         const lease = this.#lease!;
@@ -116,7 +117,10 @@ export class DatabaseLoop {
       }
     } catch (e) {
       if (e instanceof WalsyncError && e.exitCode === ExitCode.Storage && !e.retryable) this.ctx.onFatal(e);
-      else this.failure = `internal error: ${(e as Error).stack ?? e}`;
+      else {
+        this.failure = `internal error: ${(e as Error).message}`;
+        log.error(`${this.name}: internal error, stopped replicating it: ${(e as Error).stack ?? e}`);
+      }
     } finally {
       this.#firstAttempt("retrying");
       await this.#finish();
@@ -147,19 +151,37 @@ export class DatabaseLoop {
       if (isFatal(e)) throw e;
       if (this.#lease && !this.#lease.canWrite()) return; // reported by the fence branch
       this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), MAX_SYNC_BACKOFF_MS);
-      this.#report(`sync failed, will retry: ${(e as Error).message}`, "warn");
-      await this.#sleep(this.#backoffMs / 2 + (Math.random() * this.#backoffMs) / 2);
+      // One key for every sync failure: logged when it starts and then once per report interval.
+      this.#report(`sync failed, will retry: ${(e as Error).message}`, "warn", "sync failed");
+      await this.#sleep(this.#backoffMs / 2 + (Math.random() * this.#backoffMs) / 2, false);
     } finally {
       this.#addTotals(replica);
     }
   }
 
   /**
-   * One start attempt: open the database, take its lease, continue or begin a generation. Returns 0
-   * when started, else how long to wait before the next attempt (a database that is missing or not
-   * in WAL mode is looked at again on every backstop poll and on any event about it).
+   * Waits before the next start attempt: `retry.ms`, or less if `retry.onHint` and an event about the
+   * database arrives (a missing database appears, a database switches to WAL), but never less than
+   * one sync interval after the last attempt.
    */
-  async #start(): Promise<number> {
+  async #waitToRetry(attemptedAt: number, retry: { ms: number; onHint: boolean }): Promise<void> {
+    const { signal, options } = this.ctx;
+    const until = attemptedAt + retry.ms;
+    while (!signal.aborted && Date.now() < until) {
+      await this.#sleep(until - Date.now(), retry.onHint);
+      if (this.#hinted) break;
+    }
+    const earliest = attemptedAt + options.syncIntervalMs;
+    while (!signal.aborted && Date.now() < earliest) await this.#sleep(earliest - Date.now(), false);
+    this.#hinted = false;
+  }
+
+  /**
+   * One start attempt: open the database, take its lease, continue or begin a generation. Returns
+   * null when started, else when to try again (a database that is missing or not in WAL mode is
+   * looked at again on every backstop poll and on any event about it).
+   */
+  async #start(): Promise<{ ms: number; onHint: boolean } | null> {
     const { store, options, signal } = this.ctx;
     let lease: Lease | null = null;
     const replica = new Replica(this.target.path, this.name, new FencedStore(store, () => lease), options);
@@ -178,7 +200,7 @@ export class DatabaseLoop {
       replica.close();
       if (lease) await this.#releaseLease();
       this.#addTotals(replica);
-      if (signal.aborted) return 0;
+      if (signal.aborted) return null;
       if (isFatal(e)) throw e;
       const error = e instanceof WalsyncError ? e : new WalsyncError((e as Error).message);
       const permanent = stage === "open" || error.exitCode === ExitCode.Locked;
@@ -186,24 +208,24 @@ export class DatabaseLoop {
       if (stage === "open") {
         this.#report(`${error.message}; will start when that changes`, "error", error.message);
         this.#hinted = false;
-        return BACKSTOP_INTERVALS * options.syncIntervalMs;
+        return { ms: BACKSTOP_INTERVALS * options.syncIntervalMs, onHint: true };
       }
       if (error.exitCode === ExitCode.Locked) {
         this.#report(error.message, "error");
-        return Math.min(options.leaseMs / 3, MAX_BACKOFF_MS);
+        return { ms: Math.min(options.leaseMs / 3, MAX_BACKOFF_MS), onHint: false };
       }
       this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), MAX_BACKOFF_MS);
       const wait = this.#backoffMs / 2 + (Math.random() * this.#backoffMs) / 2;
-      this.#report(`could not start, retrying in ${(wait / 1000).toFixed(1)} s: ${error.message}`, "warn");
-      return wait;
+      this.#report(`could not start (retrying with backoff): ${error.message}`, "warn");
+      return { ms: wait, onHint: false };
     }
     this.#replica = replica;
     this.#backoffMs = 0;
+    // An event that came during the start (a commit after its last read) still counts.
     this.#lastSyncAt = Date.now();
-    this.#hinted = false;
     this.#recovered();
     this.#firstAttempt("started");
-    return 0;
+    return null;
   }
 
   /** Stops replicating (the lease is gone, or the replica gave up) and lets the start loop retry. */
@@ -263,6 +285,7 @@ export class DatabaseLoop {
     const replica = this.#replica;
     const lease = this.#lease;
     this.#replica = null;
+    if (!replica) this.#problem ??= "not started (interrupted while starting)";
     if (replica) {
       if (lease?.canWrite() && !replica.failure) {
         try {
@@ -316,8 +339,8 @@ export class DatabaseLoop {
     this.#problem = null;
   }
 
-  /** Sleeps `ms`, waking early on a hint or at shutdown. */
-  #sleep(ms: number): Promise<void> {
+  /** Sleeps `ms`, waking early at shutdown, and on a hint unless `onHint` is false. */
+  #sleep(ms: number, onHint = true): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -327,7 +350,7 @@ export class DatabaseLoop {
       };
       const timer = setTimeout(done, ms);
       this.ctx.signal.addEventListener("abort", done, { once: true });
-      this.#wake = done;
+      if (onHint) this.#wake = done;
     });
   }
 
