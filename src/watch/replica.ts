@@ -232,10 +232,13 @@ export class Replica {
   /**
    * One sync round: ship new commits, then checkpoint or snapshot when due. Throws on failure; the
    * caller retries with backoff (src/watch/scheduler.ts). Nothing is lost meanwhile: the position
-   * does not move and the read transaction pins the WAL.
+   * does not move and the read transaction pins the WAL. `rescan`: the WAL was written since the
+   * last round (a file-system event), so read it even if its size, mtime and next frame header look
+   * as before (a commit in place in the same mtime tick).
    */
-  async sync(now = Date.now()): Promise<void> {
+  async sync(now = Date.now(), rescan = false): Promise<void> {
     if (this.failure) return;
+    if (rescan) this.#nothingNewAt = null;
     await this.#syncRound(now);
   }
 

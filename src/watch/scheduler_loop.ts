@@ -59,6 +59,7 @@ export class DatabaseLoop {
   /** An event said the WAL may have changed since the last sync began. */
   #hinted = false;
   #lastSyncAt = 0;
+  #rescannedAt = 0;
   #backoffMs = 0;
   /** A fixed offset of this database's backstop poll, so that idle databases do not poll in step. */
   readonly #phase = Math.random();
@@ -136,10 +137,15 @@ export class DatabaseLoop {
   }
 
   async #sync(replica: Replica): Promise<void> {
+    // After an event, or every backstop period anyway, the WAL is read even if it looks unchanged.
+    const now = Date.now();
+    const rescan = this.#hinted ||
+      now - this.#rescannedAt >= BACKSTOP_INTERVALS * this.ctx.options.syncIntervalMs;
+    if (rescan) this.#rescannedAt = now;
     this.#hinted = false;
-    this.#lastSyncAt = Date.now();
+    this.#lastSyncAt = now;
     try {
-      await this.ctx.pool.run(() => replica.sync(this.#lastSyncAt));
+      await this.ctx.pool.run(() => replica.sync(now, rescan));
       this.#backoffMs = 0;
       if (replica.failure) {
         this.#dropReplica(replica.failure);
