@@ -419,3 +419,67 @@ for (const label of LABELS) {
     await cleanup(backend);
   });
 }
+
+/**
+ * Python: a transaction big enough to spill its pages into the WAL, left open ("ready K"); when
+ * the file `<db>.commit` appears it commits and sets the WAL's mtime back to what it was before
+ * the commit (as if the commit had landed in the same mtime tick), printing "committed SAME-SIZE".
+ */
+const SPILL_THEN_COMMIT = `
+import os, sys, time
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+from writer import connect, next_id, value
+path, rows = sys.argv[2], int(sys.argv[3])
+wal = path + "-wal"
+db = connect(path)
+db.execute("PRAGMA cache_size=20")
+start = next_id(db)
+db.execute("BEGIN IMMEDIATE")
+for i in range(start, start + rows):
+    db.execute("INSERT INTO t VALUES (?, ?)", (i, value(i)))
+print("ready", start + rows - 1, flush=True)
+while not os.path.exists(path + ".commit"):
+    time.sleep(0.01)
+before = os.stat(wal)
+db.execute("COMMIT")
+after = os.stat(wal)
+os.utime(wal, ns=(after.st_atime_ns, before.st_mtime_ns))
+print("committed", before.st_size == after.st_size, flush=True)
+time.sleep(3600)
+`;
+
+Deno.test({
+  name:
+    "[file] a commit written in place in the same mtime tick as the previous probe is shipped within an interval",
+  ...noSanitizers,
+  fn: async () => {
+    const backend = await freshBackend("file");
+    const dir = await tempDir();
+    const db = `${dir}/tick.db`;
+    await writer("fill", db, "4000"); // a WAL of a few MB
+    // Checkpointed by the application, then restarted by its next commit: from now on the WAL
+    // is rewritten in place, and a commit does not change its size.
+    await writer("fill", db, "5", "PASSIVE");
+    const w = await startWatch(["-v", db, "-b", backend.url, "--sync-interval", "0.2"], backend.env);
+    let app: ReturnType<typeof spawnLines> | null = null;
+    try {
+      await writer("fill", db, "3");
+      assert.ok(await w.waitForCount(/tick: segment /, 1, 20_000), w.stderr());
+      app = spawnLines("python3", ["-c", SPILL_THEN_COMMIT, WRITER, db, "300"]);
+      const last = Number((await app.waitForLine(/^ready \d+$/)).split(" ")[1]);
+      await sleep(1000); // several probes see the spilled, uncommitted frames
+      await Deno.writeTextFile(`${db}.commit`, "");
+      assert.equal(
+        await app.waitForLine(/^committed /),
+        "committed True",
+        "the commit must not grow the WAL",
+      );
+      await waitForState(backend, "tick", `${dir}/r.db`, `ok ${last}`, 15_000);
+    } finally {
+      app?.child.kill("SIGKILL");
+      await app?.done;
+      await w.stop("SIGKILL");
+    }
+    await cleanup(dir, backend);
+  },
+});
