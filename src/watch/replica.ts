@@ -100,6 +100,11 @@ export class Replica {
   /** Set while the database file is missing (deleted); it is watched for and restarted as a new generation. */
   unavailable: string | null = null;
 
+  /** True when continuity was lost and the next sync must start a new generation. */
+  get gapPending(): boolean {
+    return this.#gap !== null && this.unavailable === null;
+  }
+
   constructor(
     readonly path: string,
     readonly name: string,

@@ -1,14 +1,14 @@
 /**
  * The `watch` scheduler (docs/design.md): one {@link DatabaseLoop} per database, all started at
  * once and running independently; a shared {@link SyncPool} bounds how many sync at the same time;
- * one file-system watcher over the databases' directories turns WAL changes into prompt syncs.
+ * one file-system watcher over the databases' WAL files turns WAL changes into prompt syncs.
  * A slow, locked or failing database never delays another.
  * @module
  */
 import { WalsyncError } from "../errors.ts";
 import * as log from "../log.ts";
 import type { Store } from "../storage/store.ts";
-import { DirectoryEvents } from "./events.ts";
+import { WalEvents } from "./events.ts";
 import { DatabaseLoop, type FirstAttempt, type LoopOptions } from "./scheduler_loop.ts";
 import { SyncPool } from "./scheduler_pool.ts";
 import type { WatchTarget } from "./targets.ts";
@@ -34,7 +34,7 @@ export class WatchScheduler {
   readonly loops: DatabaseLoop[];
   readonly #controller = new AbortController();
   #fatal: WalsyncError | null = null;
-  #events: DirectoryEvents | null = null;
+  #events: WalEvents | null = null;
   #running: Promise<void>[] = [];
 
   constructor(store: Store, targets: WatchTarget[], readonly options: SchedulerOptions) {
@@ -44,7 +44,7 @@ export class WatchScheduler {
       options: { ...options, signal: this.#controller.signal },
       pool,
       signal: this.#controller.signal,
-      eventsAvailable: () => this.#events?.available ?? false,
+      eventsCover: (path: string) => this.#events?.covers(path) ?? false,
       onFatal: (e: WalsyncError) => {
         this.#fatal ??= e;
         this.stop();
@@ -61,16 +61,7 @@ export class WatchScheduler {
   /** Starts every database at once, and the file-system events. */
   start(): void {
     const byPath = new Map(this.loops.map((l) => [l.target.path, l]));
-    this.#events = DirectoryEvents.start(
-      [...byPath.keys()],
-      (path) => {
-        if (path === null) { for (const loop of this.loops) loop.hint(); }
-        else byPath.get(path)?.hint();
-      },
-      () => {
-        for (const loop of this.loops) loop.hint(); // switch to polling: look at everything once
-      },
-    );
+    this.#events = WalEvents.start([...byPath.keys()], (path) => byPath.get(path)?.hint());
     this.#running = this.loops.map((l) => l.run());
   }
 

@@ -30,8 +30,8 @@ export interface LoopContext {
   pool: SyncPool;
   /** Aborted at shutdown (or when the store turned out to be unusable). */
   signal: AbortSignal;
-  /** Whether file-system events are flowing (if not, the backstop poll runs every interval). */
-  eventsAvailable(): boolean;
+  /** Whether file-system events come for this database's WAL (if not, it is polled every interval). */
+  eventsCover(path: string): boolean;
   /** Called when the store cannot be used at all (access denied, no bucket): everything stops. */
   onFatal(error: WalsyncError): void;
 }
@@ -132,8 +132,8 @@ export class DatabaseLoop {
   #nextSyncAt(): number {
     const interval = this.ctx.options.syncIntervalMs;
     if (this.#hinted) return this.#lastSyncAt + interval;
-    const backstop = this.ctx.eventsAvailable() ? BACKSTOP_INTERVALS * interval : interval;
-    return this.#lastSyncAt + backstop + (this.ctx.eventsAvailable() ? this.#phase * interval : 0);
+    if (!this.ctx.eventsCover(this.target.path)) return this.#lastSyncAt + interval;
+    return this.#lastSyncAt + BACKSTOP_INTERVALS * interval + this.#phase * interval;
   }
 
   async #sync(replica: Replica): Promise<void> {
@@ -144,9 +144,14 @@ export class DatabaseLoop {
     if (rescan) this.#rescannedAt = now;
     this.#hinted = false;
     this.#lastSyncAt = now;
+    const before = replica.stats.segments + replica.stats.snapshots + replica.stats.checkpoints;
     try {
       await this.ctx.pool.run(() => replica.sync(now, rescan));
       this.#backoffMs = 0;
+      // Something moved (or a new generation is due): look again after one interval, not the
+      // backstop, so that a burst's tail and a gap's new generation follow promptly.
+      const after = replica.stats.segments + replica.stats.snapshots + replica.stats.checkpoints;
+      if (after !== before || replica.gapPending) this.#hinted = true;
       if (replica.failure) {
         this.#dropReplica(replica.failure);
       } else if (replica.unavailable) {
@@ -295,6 +300,9 @@ export class DatabaseLoop {
     if (replica) {
       if (lease?.canWrite() && !replica.failure) {
         try {
+          // A gap found by the last sync: start the new generation now, so that what is
+          // committed is shipped (stop() alone would ship nothing past a gap).
+          if (replica.gapPending) await this.ctx.pool.run(() => replica.sync(Date.now(), true));
           await this.ctx.pool.run(() => replica.stop());
         } catch (e) {
           this.failure = `could not ship the last commits before exiting: ${(e as Error).message}`;
