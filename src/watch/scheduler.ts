@@ -61,8 +61,12 @@ export class WatchScheduler {
   /** Starts every database at once, and the file-system events. */
   start(): void {
     const byPath = new Map(this.loops.map((l) => [l.target.path, l]));
-    this.#events = WalEvents.start([...byPath.keys()], (path) => byPath.get(path)?.hint());
     this.#running = this.loops.map((l) => l.run());
+    // After the first start attempts: opening a database creates its -wal file if there was none.
+    this.firstAttempts().then(() => {
+      if (this.#controller.signal.aborted) return;
+      this.#events = WalEvents.start([...byPath.keys()], (path) => byPath.get(path)?.hint());
+    });
   }
 
   /** Resolves when every database's first start attempt is over (started, failed, or retrying). */
