@@ -23,6 +23,7 @@ export const WATCH_DEFAULTS: Omit<WatchOptions, "syncIntervalMs" | "snapshotInte
   checkpointFrames: 1000,
   barrierTimeoutMs: 200,
   concurrency: 8,
+  fsEvents: Deno.env.get("WALSYNC_FS_EVENTS") !== "0",
   lockWaitMs: envMs("WALSYNC_LOCK_WAIT_MS", 10_000),
   reportIntervalMs: envMs("WALSYNC_REPORT_INTERVAL_MS", 60_000),
   shutdownGraceMs: envMs("WALSYNC_SHUTDOWN_GRACE_MS", 5_000),

@@ -17,6 +17,8 @@ import type { WatchTarget } from "./targets.ts";
 export interface SchedulerOptions extends LoopOptions {
   /** How many databases sync (or start) at the same time. */
   concurrency: number;
+  /** Use file-system events on the WAL files as hints (else every WAL is polled every interval). */
+  fsEvents: boolean;
 }
 
 /** How the scheduler's run ended. */
@@ -64,7 +66,7 @@ export class WatchScheduler {
     this.#running = this.loops.map((l) => l.run());
     // After the first start attempts: opening a database creates its -wal file if there was none.
     this.firstAttempts().then(() => {
-      if (this.#controller.signal.aborted) return;
+      if (this.#controller.signal.aborted || !this.options.fsEvents) return;
       this.#events = WalEvents.start([...byPath.keys()], (path) => byPath.get(path)?.hint());
     });
   }
