@@ -4,7 +4,7 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { corruptError, ExitCode, osErrorReason, WalsyncError } from "./src/errors.ts";
+import { corruptError, ExitCode, osErrorReason, usageError, WalsyncError } from "./src/errors.ts";
 import * as log from "./src/log.ts";
 import { redact } from "./src/redact.ts";
 import { formatListTable, listCommand } from "./src/commands/list.ts";
@@ -46,6 +46,15 @@ const storeOf = (opts: Record<string, string | undefined>, profile?: string) =>
 
 function print(text: string): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text.endsWith("\n") ? text : text + "\n"));
+}
+
+/** Parses a positive whole number option, or fails with a usage error naming the option. */
+function positiveInteger(text: string, option: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0) {
+    throw usageError(`invalid ${option} "${text}": expected a positive whole number`);
+  }
+  return value;
 }
 
 /** Builds the command tree. */
@@ -126,6 +135,10 @@ export function buildProgram(): Command {
       "--checkpoint-frames <N>",
       `checkpoint when the WAL holds this many frames (default ${WATCH_DEFAULTS.checkpointFrames})`,
     )
+    .option(
+      "--concurrency <N>",
+      `how many databases sync (upload) at the same time (default ${WATCH_DEFAULTS.concurrency})`,
+    )
     .option("--metrics-addr <HOST:PORT>", "serve Prometheus /metrics and /healthz here (default: off)")
     .option(
       "--retention <DURATION>",
@@ -152,13 +165,16 @@ export function buildProgram(): Command {
         snapshotIntervalMs: s.snapshotIntervalMs,
         checkpointFrames: s.checkpointFrames,
         leaseMs: s.leaseMs,
+        concurrency: opts.concurrency === undefined
+          ? WATCH_DEFAULTS.concurrency
+          : positiveInteger(opts.concurrency, "--concurrency"),
         retentionMs: parseRetention(opts.retention),
         retentionCheckIntervalMs: parseInterval(
           opts.retentionCheckInterval,
           "--retention-check-interval",
           DEFAULT_RETENTION_CHECK_MS,
         ),
-        ...operationsHooks(s, store),
+        ...operationsHooks(s),
       });
       if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);
     });

@@ -61,6 +61,7 @@ Deno.test("snapshot and restore show progress on a terminal, cleared at the end"
   );
   assert.match(snap, /\rsnapshot "big" \(upload\): [\d.]+ (B|KiB|MiB) \/ 28\.\d MiB \(\d+%\), [\d.]+ \w+\/s/);
   // The line is cleared before anything else is written (the closing log line, then the result).
+  // deno-lint-ignore no-control-regex
   assert.match(snap, /\x1b\[K\r\x1b\[2K(\S+ INFO snapshot of [^\n]*\n)?snapshot big generation 1: /);
   const restore = await underTerminal(dir, ["restore", "big", "-o", `${dir}/out.db`, "-b", url]);
   assert.match(restore, /\rrestore "big": [\d.]+ (B|KiB|MiB) \/ 28\.\d MiB \(\d+%\)/);

@@ -150,10 +150,23 @@ for (const label of LABELS) {
     await writer("fill", good, "10");
     await waitForState(backend, "good", `${dir}/r1.db`, "ok 110");
     for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(`${doomed}${suffix}`);
-    assert.ok(await w.waitFor(/doomed: stopped replicating: .*disappeared/, 10_000), w.stderr());
+    assert.ok(
+      await w.waitFor(
+        /doomed: \S*doomed\.db disappeared; watching for a database to appear there again/,
+        10_000,
+      ),
+      w.stderr(),
+    );
     await writer("fill", good, "15"); // the other database goes on
     await sleep(800);
-    const stderr = await stopClean(w);
+    // Databases that could not be replicated until the end make the exit code 1, each named.
+    const { code, stderr } = await w.stop("SIGINT");
+    assert.equal(code, 1, stderr);
+    assert.match(stderr, /watch ended with errors: .*journal \(.*not in WAL mode/);
+    for (const name of ["missing", "notes", "doomed"]) {
+      assert.match(stderr, new RegExp(`ended with errors: .*${name} \\(`));
+    }
+    assert.doesNotMatch(stderr, /ended with errors: .*good \(/);
     assert.doesNotMatch(stderr, /good: stopped replicating/);
     assert.equal(await restoredState(backend, "good", `${dir}/r2.db`), "ok 125");
     assert.equal(await restoredState(backend, "doomed", `${dir}/r3.db`), "ok 100");

@@ -4,31 +4,28 @@
  * stay out of the loop itself.
  * @module
  */
-import { LiveTargets } from "../config/live_targets.ts";
+import { LiveTargets, type TargetSink } from "../config/live_targets.ts";
 import type { WatchSettings } from "../config/watch_settings.ts";
 import * as log from "../log.ts";
-import type { Store } from "../storage/store.ts";
-import type { Replica, ReplicaOptions } from "../watch/replica.ts";
+import type { Replica } from "../watch/replica.ts";
 import { registry } from "./registry.ts";
 import { type MetricsServer, serveMetrics } from "./server.ts";
 import { WatchMetrics } from "./watch_metrics.ts";
 
-/** Calls the watch loop makes; every one is optional for the loop. */
+/** Calls the watch command makes; every one is optional for it. */
 export interface Operations {
   /** True when databases may appear later (a glob): watching zero at start is fine. */
   readonly dynamic: boolean;
-  /** After start-up: `replicas` is the loop's live list. */
-  started(replicas: Replica[], options: ReplicaOptions): void;
-  /** Before each round: adds and removes databases found by the glob poll. */
-  beforeRound(replicas: Replica[]): Promise<void>;
-  /** After each database's round; `error` when it failed. */
+  /** After start-up: the replicas running now (read at each scrape), and where new databases go. */
+  started(replicas: () => Replica[], sink: TargetSink): void;
+  /** After each database's sync; `error` when it failed. */
   synced(replica: Replica, error?: unknown): void;
-  /** When the loop ends. */
+  /** When watch stops. */
   stop(): Promise<void>;
 }
 
 /** Builds the hooks for `settings`; starts the metrics server when an address is set. */
-export function operationsHooks(settings: WatchSettings, store: Store): { operations: Operations } {
+export function operationsHooks(settings: WatchSettings): { operations: Operations } {
   for (const target of settings.targets) log.registerDatabase(target.name);
   const metrics = new WatchMetrics(settings.syncIntervalMs);
   let server: MetricsServer | null = null;
@@ -38,12 +35,9 @@ export function operationsHooks(settings: WatchSettings, store: Store): { operat
   return {
     operations: {
       dynamic: config?.dbs.some((db) => db.glob) ?? false,
-      started(replicas, options) {
+      started(replicas, sink) {
         metrics.watch(replicas);
-        if (config) live = new LiveTargets(config, settings.targets, store, options);
-      },
-      async beforeRound(replicas) {
-        await live?.apply(replicas);
+        if (config) live = new LiveTargets(config, settings.targets, sink);
       },
       synced(replica, error) {
         metrics.synced(replica, error);

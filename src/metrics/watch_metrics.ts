@@ -10,8 +10,8 @@ import type { Replica } from "../watch/replica.ts";
 import { type Registry, registry as defaultRegistry } from "./registry.ts";
 
 /**
- * The longest pause a replica makes between two attempts after a failure (MAX_BACKOFF_MS in
- * src/watch/replica.ts, plus a margin): a round that ends without error this long after a failed
+ * The longest pause a replica makes between two attempts after a failure (MAX_SYNC_BACKOFF_MS in
+ * src/watch/scheduler_loop.ts, plus a margin): a round that ends without error this long after a failed
  * one really ran, even if it made no request.
  */
 const BACKOFF_LIMIT_MS = 11_000;
@@ -34,7 +34,8 @@ export interface Health {
 /** Metrics of one `watch` process. */
 export class WatchMetrics {
   readonly #rounds = new Map<string, RoundState>();
-  #replicas: Replica[] = [];
+  /** The replicas being watched now (they come and go: restarts, globs). */
+  #replicas: () => Replica[] = () => [];
   readonly #startedAt = Date.now();
 
   constructor(readonly syncIntervalMs: number, readonly registry: Registry = defaultRegistry) {
@@ -81,14 +82,14 @@ export class WatchMetrics {
     r.onCollect(() => {
       const now = Date.now();
       // A database no longer watched (its file matched a glob and is gone) loses its series.
-      const current = new Set(this.#replicas.map((x) => x.name));
+      const current = new Set(this.#replicas().map((x) => x.name));
       for (const name of exposed) {
         if (!current.has(name)) { for (const m of perDatabase) m.remove({ database: name }); }
       }
       exposed = current;
       rss.set({}, Deno.memoryUsage().rss);
-      watched.set({}, this.#replicas.filter((x) => !x.failure).length);
-      for (const replica of this.#replicas) {
+      watched.set({}, this.#replicas().filter((x) => !x.failure).length);
+      for (const replica of this.#replicas()) {
         const database = replica.name;
         const l = { database };
         const round = this.#round(database);
@@ -123,10 +124,13 @@ export class WatchMetrics {
     return round;
   }
 
-  /** The replicas to report; the array is read at each scrape, so later additions show up. */
-  watch(replicas: Replica[]): void {
-    this.#replicas = replicas;
-    for (const replica of replicas) this.#round(replica.name);
+  /**
+   * The replicas to report: an array read at each scrape, or a function giving the current ones
+   * (replicas come and go as databases restart or globs match), so later additions show up.
+   */
+  watch(replicas: Replica[] | (() => Replica[])): void {
+    this.#replicas = typeof replicas === "function" ? replicas : () => replicas;
+    for (const replica of this.#replicas()) this.#round(replica.name);
   }
 
   /**
@@ -155,7 +159,7 @@ export class WatchMetrics {
   /** Healthy while every database synced within 3 × the sync interval and none failed for good. */
   health(now = Date.now()): Health {
     const behind: string[] = [];
-    for (const replica of this.#replicas) {
+    for (const replica of this.#replicas()) {
       if (replica.failure) {
         behind.push(`${replica.name} (failed: ${replica.failure})`);
         continue;

@@ -138,15 +138,16 @@ export function endTransaction(db: DatabaseSync): void {
 }
 
 /**
- * Takes the write lock with BEGIN IMMEDIATE, trying for up to `timeoutMs`. Returns false if the
- * database stayed locked; nothing is written either way.
+ * Takes the write lock with BEGIN IMMEDIATE, trying for up to `timeoutMs` without yielding. Returns
+ * false if the database stayed locked; nothing is written either way. Keep `timeoutMs` to a few
+ * milliseconds: this blocks the event loop (see {@link acquireWriteLock} for longer waits).
  *
  * It polls instead of using SQLite's busy handler: the handler sleeps 1, 2, 5, 10 ... ms between
  * attempts, and an application committing back to back releases the lock for only microseconds,
  * so a sleeping waiter almost never gets it (measured: 100 ms of busy_timeout failed every time
  * against a tight writer loop; polling got the lock in about 1 ms in 9 of 10 rounds).
  */
-export function tryWriteLock(db: DatabaseSync, timeoutMs = BUSY_TIMEOUT_MS): boolean {
+export function tryWriteLock(db: DatabaseSync, timeoutMs = 2): boolean {
   db.exec("PRAGMA busy_timeout = 0");
   const deadline = performance.now() + timeoutMs;
   while (true) {
@@ -179,15 +180,47 @@ function readOnlyError(db: DatabaseSync, e: unknown): WalsyncError {
   );
 }
 
+/** How a cooperative wait for the write lock proceeds (see {@link acquireWriteLock}). */
+export interface LockWaitOptions {
+  /** Synchronous polling per try, in milliseconds (the event loop is blocked this long at most). */
+  burstMs?: number;
+  /** Stops waiting (the promise rejects with the signal's reason) when aborted. */
+  signal?: AbortSignal;
+}
+
 /**
- * Takes the write lock, polling in bursts of `burstMs` with short pauses in between (so other
- * work in this process goes on), for up to `totalMs`. Returns false if it never got it.
+ * Takes the write lock cooperatively: short synchronous tries of `burstMs` (default 2 ms), each
+ * followed by a pause of 5 to 15 ms on a timer, so that the rest of the process (other databases,
+ * signals) goes on while one database is busy. Returns false if the lock stayed busy for
+ * `totalMs`; rejects at once if `signal` is aborted.
  */
-export async function acquireWriteLock(db: DatabaseSync, totalMs: number, burstMs = 200): Promise<boolean> {
+export async function acquireWriteLock(
+  db: DatabaseSync,
+  totalMs: number,
+  options: LockWaitOptions | number = {},
+): Promise<boolean> {
+  const { burstMs = 2, signal } = typeof options === "number" ? { burstMs: options } : options;
   const deadline = performance.now() + totalMs;
   while (true) {
+    signal?.throwIfAborted();
     if (tryWriteLock(db, Math.min(burstMs, Math.max(0, deadline - performance.now())))) return true;
     if (performance.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    await abortableSleep(5 + Math.random() * 10, signal);
   }
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as `signal` is aborted. */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }

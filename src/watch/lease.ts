@@ -1,9 +1,14 @@
 /**
- * One writer per database name (DESIGN.md §8): `watch` holds a lease object `<name>/lease.json`,
+ * One writer per database name (docs/design.md): `watch` holds a lease object `<name>/lease.json`,
  * created with a conditional write (If-None-Match: *), renewed with If-Match on the version it
- * wrote, and deleted on exit. A second watcher refuses to start while the lease is valid; an
- * expired lease (its holder crashed) is taken over, again with If-Match, so that of two
+ * wrote, and marked released on exit (again with If-Match, so that a successor's lease is never
+ * touched). A second watcher refuses to start while the lease is valid; an expired or released
+ * lease (its holder crashed or exited) is taken over, again with If-Match, so that of two
  * competitors exactly one wins.
+ *
+ * The lease fences uploads: the holder renews it every third of its time, and stops uploading once
+ * two thirds have passed since the last confirmed renewal ({@link Lease.canWrite}), one third before
+ * anyone else may take it over; {@link FencedStore} enforces that on every write.
  * @module
  */
 import { hostname } from "node:os";
@@ -11,7 +16,7 @@ import process from "node:process";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import * as log from "../log.ts";
 import { sha256Hex } from "../hash.ts";
-import type { Store } from "../storage/store.ts";
+import type { ListedObject, ObjectData, ObjectInfo, Store } from "../storage/store.ts";
 
 /** What a lease object says. */
 export interface LeaseRecord {
@@ -21,6 +26,8 @@ export interface LeaseRecord {
   acquired: string;
   /** ISO 8601: the holder must renew before this time; after it, anyone may take over. */
   expires: string;
+  /** ISO 8601: set when the holder gave the lease up on exit (it is then free at once). */
+  released?: string;
   /**
    * Where `pid` means something: the kernel's boot id and the holder's pid namespace (Linux; absent
    * elsewhere). A watcher in the same scope may take the lease over as soon as that pid is gone.
@@ -40,6 +47,8 @@ export function leaseKey(name: string): string {
 export class Lease {
   #etag: string;
   #expires: number;
+  /** Set once someone else holds the lease (a renewal found another version, or none). */
+  #lost: string | null = null;
 
   private constructor(
     readonly store: Store,
@@ -73,8 +82,10 @@ export class Lease {
       });
       if (created !== null) return new Lease(store, name, record, created, expires, durationMs);
       const current = await readLease(store, key);
-      if (!current) continue; // released meanwhile: try to create it again
-      if (holderIsGone(current.record)) {
+      if (!current) continue; // deleted meanwhile: try to create it again
+      if (current.record.released) {
+        // given up by its holder on exit: free
+      } else if (holderIsGone(current.record)) {
         log.warn(
           `${name}: taking over the lease of ${current.record.holder}: that process (pid ${current.record.pid}, ` +
             `same host) no longer exists`,
@@ -97,36 +108,145 @@ export class Lease {
     );
   }
 
-  /** True when a third of the lease time has passed since the last renewal. */
-  renewalDue(now = Date.now()): boolean {
-    return this.#expires - now < (this.durationMs * 2) / 3;
+  /** When the next renewal is due: a third of the lease time after the last one. */
+  get renewalDueAt(): number {
+    return this.#expires - (this.durationMs * 2) / 3;
   }
 
-  /** Extends the lease; throws if it was lost (someone took it over after it expired). */
+  /** Until when uploads may start: two thirds of the lease time after the last renewal was sent. */
+  get fenceAt(): number {
+    return this.#expires - this.durationMs / 3;
+  }
+
+  /** Why the lease is no longer ours (null while it is). */
+  get lost(): string | null {
+    return this.#lost;
+  }
+
+  /** True while this holder may write: the lease is ours and was renewed recently enough. */
+  canWrite(now = Date.now()): boolean {
+    return this.#lost === null && now < this.fenceAt;
+  }
+
+  /**
+   * Extends the lease (If-Match on the version we wrote: it works even after expiry, as long as
+   * nobody took it over). Throws a WalsyncError with exit code 7 if it was lost (and {@link lost}
+   * says so from then on); a transient store failure is thrown as is and can be retried.
+   */
   async renew(): Promise<void> {
-    const expires = Date.now() + this.durationMs;
-    const etag = await this.store.putSmall(
-      leaseKey(this.name),
-      encode(this.record, expires),
-      metadataOf(this.record, expires),
-      {
-        ifMatch: this.#etag,
-      },
-    );
-    if (etag === null) {
-      throw new WalsyncError(
-        `lost the lease of "${this.name}": another walsync took it over`,
-        ExitCode.Locked,
+    if (this.#lost) throw new WalsyncError(this.#lost, ExitCode.Locked);
+    const expires = Date.now() + this.durationMs; // counted from before the request: the safe side
+    let etag: string | null;
+    try {
+      etag = await this.store.putSmall(
+        leaseKey(this.name),
+        encode(this.record, expires),
+        metadataOf(this.record, expires),
+        { ifMatch: this.#etag },
       );
+    } catch (e) {
+      // A conditional write on a deleted lease answers "not found" on some stores: lost too.
+      if (!(e instanceof WalsyncError) || e.exitCode !== ExitCode.NotFound) throw e;
+      etag = null;
+    }
+    if (etag === null) {
+      const current = await readLease(this.store, leaseKey(this.name)).catch(() => null);
+      this.#lost = `lost the lease of "${this.name}": ` +
+        (current ? `${current.record.holder} holds it now` : "someone removed it");
+      throw new WalsyncError(this.#lost, ExitCode.Locked);
     }
     this.#etag = etag;
     this.#expires = expires;
   }
 
-  /** Gives the lease up (deletes the object if it is still ours). */
-  async release(): Promise<void> {
-    const current = await readLease(this.store, leaseKey(this.name));
-    if (current && current.etag === this.#etag) await this.store.delete(leaseKey(this.name));
+  /**
+   * Gives the lease up: overwrites it with a released record, only if it is still the version we
+   * wrote (If-Match), so a successor's lease is never touched. (A plain DELETE is not conditional
+   * on every store; the released record is free for the next watcher at once.) Returns false if
+   * the lease was no longer ours.
+   */
+  async release(): Promise<boolean> {
+    if (this.#lost) return false;
+    const now = Date.now();
+    const record = { ...this.record, released: new Date(now).toISOString() };
+    const etag = await this.store.putSmall(
+      leaseKey(this.name),
+      encode(record, now),
+      metadataOf(record, now),
+      {
+        ifMatch: this.#etag,
+      },
+    ).catch((e) => {
+      if (e instanceof WalsyncError && e.exitCode === ExitCode.NotFound) return null;
+      throw e;
+    });
+    this.#lost = `released the lease of "${this.name}"`;
+    return etag !== null;
+  }
+}
+
+/**
+ * A {@link Store} whose writes are allowed only while `lease` may write ({@link Lease.canWrite}):
+ * a watcher that could not renew its lease in time stops uploading before anyone else may take
+ * the lease over. Reads pass through.
+ */
+export class FencedStore implements Store {
+  readonly url: string;
+
+  /** @param lease the lease in force (it changes when a lost lease is taken again); null: none */
+  constructor(readonly inner: Store, readonly lease: () => Lease | null) {
+    this.url = inner.url;
+  }
+
+  #check(key: string): void {
+    const lease = this.lease();
+    if (lease?.canWrite()) return;
+    throw new WalsyncError(
+      `not writing ${key}: ${lease?.lost ?? "the lease could not be renewed in time"}`,
+      ExitCode.Locked,
+    );
+  }
+
+  put(...args: Parameters<Store["put"]>): Promise<void> {
+    this.#check(args[0]);
+    return this.inner.put(...args);
+  }
+
+  putSmall(...args: Parameters<Store["putSmall"]>): Promise<string | null> {
+    this.#check(args[0]);
+    return this.inner.putSmall(...args);
+  }
+
+  delete(key: string): Promise<void> {
+    this.#check(key);
+    return this.inner.delete(key);
+  }
+
+  abortIncompleteUploads(prefix: string): Promise<number> {
+    this.#check(prefix);
+    return this.inner.abortIncompleteUploads?.(prefix) ?? Promise.resolve(0);
+  }
+
+  get(key: string): Promise<ObjectData> {
+    return this.inner.get(key);
+  }
+
+  head(key: string): Promise<ObjectInfo | null> {
+    return this.inner.head(key);
+  }
+
+  deleteMany(keys: string[]): Promise<void> {
+    this.#check(keys[0] ?? "(nothing)");
+    return this.inner.deleteMany(keys);
+  }
+
+  list(prefix: string, startAfter?: string): AsyncIterable<ListedObject> {
+    return this.inner.list(prefix, startAfter);
+  }
+
+  /** The inner store's codec: what is written through the fence is encoded the same way. */
+  get codec(): Store["codec"] {
+    return this.inner.codec;
   }
 }
 

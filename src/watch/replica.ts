@@ -18,10 +18,9 @@ import { fstatSync } from "node:fs";
 import type { DatabaseSync } from "node:sqlite";
 import { latestTime, readCatalog } from "../catalog.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
-import { Lease } from "./lease.ts";
 import { stateKey } from "../layout.ts";
 import * as log from "../log.ts";
-import { DbFile, endTransaction, openWriter, tryWriteLock } from "../sqlite/database.ts";
+import { acquireWriteLock, DbFile, endTransaction, openWriter } from "../sqlite/database.ts";
 import { type DatabaseImage, scanImage } from "../sqlite/image.ts";
 import { fileRangeSource } from "../storage/file_range.ts";
 import type { Store } from "../storage/store.ts";
@@ -45,13 +44,6 @@ import { readStoredTip, walStillHolds } from "./resume.ts";
 import { testHook } from "./test_hooks.ts";
 import { WalIndexProbe } from "./wal_index.ts";
 
-/**
- * The longest pause between two attempts of a failing database. Each attempt already retries
- * its requests for a while (see RetryingStore), so this only spaces the rounds out; kept short so
- * that the backlog is shipped soon after the store comes back.
- */
-const MAX_BACKOFF_MS = 10_000;
-
 /** How often a checkpoint or snapshot retries when the remainder committed meanwhile does not fit the spool. */
 const SPOOL_ATTEMPTS = 3;
 
@@ -72,8 +64,10 @@ export interface ReplicaOptions {
   snapshotIntervalMs: number;
   /** How long the barrier waits for the write lock, in milliseconds, before skipping a round. */
   barrierTimeoutMs: number;
-  /** Lease time of the single-writer lease, in milliseconds (renewed every third of it). */
-  leaseMs: number;
+  /** How long start() (and a new generation) waits for the write lock before failing (retryable). */
+  lockWaitMs?: number;
+  /** Aborted at shutdown: waits for the write lock stop at once. */
+  signal?: AbortSignal;
 }
 
 /** Counters for tests, benchmarks and the log. */
@@ -118,12 +112,15 @@ export class Replica {
   #checkpointedAt: WalPosition | null = null;
   /** Set when continuity is lost; the next sync starts a new generation. */
   #gap: string | null = null;
-  #lease: Lease | null = null;
-  /** After a failed round, no new attempt before this time (exponential backoff with jitter). */
-  #retryAt = 0;
-  #backoffMs = 0;
-  /** Set when the database cannot be replicated (missing, not SQLite, not WAL). */
+  /** Set when the database can no longer be replicated at all. */
   failure: string | null = null;
+  /** Set while the database file is missing (deleted); it is watched for and restarted as a new generation. */
+  unavailable: string | null = null;
+
+  /** True when continuity was lost and the next sync must start a new generation. */
+  get gapPending(): boolean {
+    return this.#gap !== null && this.unavailable === null;
+  }
 
   constructor(
     readonly path: string,
@@ -143,15 +140,22 @@ export class Replica {
     return `${this.path}-wal`;
   }
 
-  /** Opens the database and either continues the stored generation (if provably continuous) or starts a new one. */
+  /** Opens the database (checks that it is a SQLite file in WAL mode) unless it is open already. */
+  async open(): Promise<void> {
+    if (!this.#pin) await this.#open();
+  }
+
+  /** Closes the connections without shipping anything (after a failed start, or a lost lease). */
+  close(): void {
+    this.#close();
+  }
+
+  /**
+   * Opens the database (if not yet open) and either continues the stored generation (if provably
+   * continuous) or starts a new one. The caller holds the database's lease. On failure, call close().
+   */
   async start(): Promise<void> {
-    await this.#open();
-    try {
-      this.#lease = await Lease.acquire(this.store, this.name, this.options.leaseMs);
-    } catch (e) {
-      this.#close();
-      throw e;
-    }
+    await this.open();
     // Holding the lease, any incomplete upload under our name is a leftover of a killed process.
     const aborted = await this.store.abortIncompleteUploads?.(`${this.name}/`);
     if (aborted) log.info(`${this.name}: cleaned up ${aborted} incomplete upload(s) left by an earlier run`);
@@ -190,27 +194,31 @@ export class Replica {
   }
 
   /**
-   * One sync round: renew the lease when due, ship new commits, then checkpoint or snapshot when
-   * due. After a failure the next rounds are skipped for a backoff (1 s doubling to 10 s, jittered);
-   * nothing is lost meanwhile: the position does not move and the read transaction pins the WAL.
+   * One sync round: ship new commits, then checkpoint or snapshot when due. Throws on failure; the
+   * caller retries with backoff (src/watch/scheduler.ts). Nothing is lost meanwhile: the position
+   * does not move and the read transaction pins the WAL. `rescan`: the WAL was written since the
+   * last round (a file-system event), so read it even if its size, mtime and next frame header look
+   * as before (a commit in place in the same mtime tick).
    */
-  async sync(now = Date.now()): Promise<void> {
-    if (this.failure || now < this.#retryAt) return;
-    try {
-      if (this.#lease?.renewalDue(now)) await this.#lease.renew();
-      await this.#syncRound(now);
-      this.#backoffMs = 0;
-    } catch (e) {
-      if (e instanceof WalsyncError && e.exitCode === ExitCode.Locked) return this.#fail(e.message);
-      this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), MAX_BACKOFF_MS);
-      this.#retryAt = Date.now() + Math.random() * this.#backoffMs;
-      throw e;
-    }
+  async sync(now = Date.now(), rescan = false): Promise<void> {
+    if (this.failure) return;
+    if (rescan) this.#nothingNewAt = null;
+    await this.#syncRound(now);
   }
 
   async #syncRound(now: number): Promise<void> {
     const stat = await statOrNull(this.path);
-    if (!stat) return this.#fail(`${this.path} disappeared`);
+    if (!stat) {
+      // Deleted (rm app.db*): let go of it, and when a database appears at this path again, start
+      // a new generation (nothing of the old one can continue into it).
+      if (!this.unavailable) {
+        this.unavailable = `${this.path} disappeared`;
+        this.#close();
+        this.#gap = "the database was deleted and has appeared again";
+      }
+      return;
+    }
+    this.unavailable = null;
     if (stat.ino !== this.#dbFile?.ino) this.#gap ??= "the database file was replaced";
     if (this.#gap) {
       const reason = this.#gap;
@@ -274,20 +282,9 @@ export class Replica {
   async stop(): Promise<void> {
     try {
       if (!this.failure && !this.#gap && this.#pin) await this.#shipPending();
-      if (!this.failure) await this.#writeState();
+      if (!this.failure && !this.unavailable) await this.#writeState();
     } finally {
       this.#close();
-      await this.#releaseLease();
-    }
-  }
-
-  async #releaseLease(): Promise<void> {
-    const lease = this.#lease;
-    this.#lease = null;
-    try {
-      await lease?.release();
-    } catch (e) {
-      log.warn(`${this.name}: could not release the lease (it expires by itself): ${(e as Error).message}`);
     }
   }
 
@@ -331,7 +328,6 @@ export class Replica {
     this.failure = reason;
     log.error(`${this.name}: stopped replicating: ${reason}`);
     this.#close();
-    if (!reason.startsWith("lost the lease")) this.#releaseLease();
   }
 
   /**
@@ -379,14 +375,15 @@ export class Replica {
   async #withBarrier<T>(work: () => T, opts: { mustSucceed?: boolean } = {}): Promise<T | null> {
     const writer = openWriter(this.path);
     try {
-      let attempt = 0;
-      while (true) {
-        if (tryWriteLock(writer, this.options.barrierTimeoutMs)) break;
+      // Cooperative: short tries with pauses on a timer, so other databases and signals go on.
+      const waitMs = opts.mustSucceed ? (this.options.lockWaitMs ?? 10_000) : this.options.barrierTimeoutMs;
+      if (!(await acquireWriteLock(writer, waitMs, { signal: this.options.signal }))) {
         if (!opts.mustSucceed) return null;
-        if (++attempt % 50 === 0) {
-          log.warn(`${this.name}: still waiting for the write lock to take a barrier`);
-        }
-        await new Promise((r) => setTimeout(r, 100));
+        throw new WalsyncError(
+          `${this.path} stayed write-locked by another connection for ${waitMs / 1000} s`,
+          ExitCode.Failure,
+          { retryable: true },
+        );
       }
       const lockedAt = performance.now();
       try {
