@@ -66,10 +66,19 @@ export class BackgroundRetention {
     this.passes++;
   }
 
-  /** Stops the timer and waits for a pass in progress to finish its current database. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the timer and waits up to `graceMs` for a pass in progress to finish its current database.
+   * A pass is never waited for longer: during a store outage its requests retry for minutes, and
+   * shutdown must not hang on them. Leaving a pass unfinished is safe: a prune may stop at any moment
+   * (it deletes oldest first, behind a retention mark), and the next pass finishes the work.
+   */
+  async stop(graceMs = 2000): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    await this.#pass;
+    if (!this.#pass) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([this.#pass.catch(() => {}), grace]);
+    clearTimeout(timer);
   }
 }

@@ -40,7 +40,7 @@ export class WatchScheduler {
   #events: WalEvents | null = null;
   #running: Promise<void>[] = [];
   readonly #ctx: LoopContext;
-  /** Databases added while running (config globs): each can be stopped on its own. */
+  /** Each database's own stop switch (a glob's file vanished), besides the scheduler's. */
   readonly #own = new Map<DatabaseLoop, AbortController>();
 
   constructor(
@@ -62,7 +62,20 @@ export class WatchScheduler {
       },
       onSynced,
     };
-    this.loops = targets.map((t) => new DatabaseLoop(t, this.#ctx));
+    this.loops = targets.map((t) => this.#newLoop(t));
+  }
+
+  /** A database's loop, with a signal that stops it alone or with everything. */
+  #newLoop(target: WatchTarget): DatabaseLoop {
+    const own = new AbortController();
+    const signal = AbortSignal.any([this.#controller.signal, own.signal]);
+    const loop = new DatabaseLoop(target, {
+      ...this.#ctx,
+      signal,
+      options: { ...this.#ctx.options, signal },
+    });
+    this.#own.set(loop, own);
+    return loop;
   }
 
   /** The replicas running now (for metrics, read at each scrape). */
@@ -73,21 +86,14 @@ export class WatchScheduler {
   /** Adds a database while running (a new match of a config glob); it starts at once. */
   add(target: WatchTarget): void {
     if (this.#controller.signal.aborted || this.loops.some((l) => l.target.path === target.path)) return;
-    const own = new AbortController();
-    const signal = AbortSignal.any([this.#controller.signal, own.signal]);
-    const loop = new DatabaseLoop(target, {
-      ...this.#ctx,
-      signal,
-      options: { ...this.#ctx.options, signal },
-    });
-    this.#own.set(loop, own);
+    const loop = this.#newLoop(target);
     this.loops.push(loop);
     this.#running.push(loop.run());
   }
 
-  /** Stops one database added with {@link add} (its file is gone): ships what is committed, releases its lease. */
+  /** Stops one database (a glob's file is gone): ships what is committed, releases its lease. */
   async remove(path: string): Promise<void> {
-    const index = this.loops.findIndex((l) => l.target.path === path && this.#own.has(l));
+    const index = this.loops.findIndex((l) => l.target.path === path);
     if (index < 0) return;
     const [loop] = this.loops.splice(index, 1);
     const [running] = this.#running.splice(index, 1);

@@ -68,6 +68,8 @@ export class DatabaseLoop {
   #firstAttempt: (outcome: FirstAttempt) => void = () => {};
   /** Resolves once the first start attempt is over. */
   readonly firstAttempt: Promise<FirstAttempt>;
+  /** What {@link totals} has counted of each replica so far. */
+  readonly #counted = new WeakMap<Replica, { segments: number; generationsStarted: number }>();
   /** Totals over every replica this loop ran (restarts included). */
   readonly totals = { segments: 0, generationsStarted: 0 };
   /** Set at the end when the database ended in failure (not replicating, or its last commits not shipped). */
@@ -341,11 +343,15 @@ export class DatabaseLoop {
   }
 
   #addTotals(replica: Replica): void {
-    // Counted once per replica: the counters are moved over and reset.
-    this.totals.segments += replica.stats.segments;
-    this.totals.generationsStarted += replica.stats.generationsStarted;
-    replica.stats.segments = 0;
-    replica.stats.generationsStarted = 0;
+    // Adds what the replica did since it was last counted; its own counters are left alone (metrics
+    // read them).
+    const counted = this.#counted.get(replica) ?? { segments: 0, generationsStarted: 0 };
+    this.totals.segments += replica.stats.segments - counted.segments;
+    this.totals.generationsStarted += replica.stats.generationsStarted - counted.generationsStarted;
+    this.#counted.set(replica, {
+      segments: replica.stats.segments,
+      generationsStarted: replica.stats.generationsStarted,
+    });
   }
 
   /**
