@@ -101,7 +101,7 @@ export function openWriter(path: string): DatabaseSync {
  * its -wal and -shm (or the directory, to create them) must be writable. access(2) checks this
  * without opening the file (closing a descriptor would drop SQLite's locks, see DbFile).
  */
-function checkWritable(path: string): void {
+export function checkWritable(path: string): void {
   const files = [path, `${path}-wal`, `${path}-shm`];
   const missing = files.some((f) => !existsSync(f));
   for (const file of missing ? [...files.filter((f) => existsSync(f)), dirname(path)] : files) {

@@ -20,7 +20,7 @@ import { latestTime, readCatalog } from "../catalog.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import { stateKey } from "../layout.ts";
 import * as log from "../log.ts";
-import { acquireWriteLock, DbFile, endTransaction, openWriter } from "../sqlite/database.ts";
+import { acquireWriteLock, checkWritable, DbFile, endTransaction, openWriter } from "../sqlite/database.ts";
 import { type DatabaseImage, scanImage } from "../sqlite/image.ts";
 import { fileRangeSource } from "../storage/file_range.ts";
 import type { Store } from "../storage/store.ts";
@@ -307,6 +307,14 @@ export class Replica {
         `${this.path} is not in WAL mode (walsync watch needs it); switch it once with: ` +
           `sqlite3 ${this.path} "PRAGMA journal_mode=WAL"`,
       );
+    }
+    try {
+      // Checked when opening, not at the first barrier: without write access nothing can be
+      // replicated, and a permanent problem must show at start (see checkWritable).
+      checkWritable(this.path);
+    } catch (e) {
+      dbFile.close();
+      throw e;
     }
     this.#dbFile = dbFile;
     this.#walIndex = new WalIndexProbe(this.path);
