@@ -33,8 +33,9 @@ class Store:
 
     kind: str  # "file" or "s3"
     url: str
-    kwargs: Dict[str, str] = field(default_factory=dict)
-    secret: str = ""
+    # Never in a repr: pytest prints fixtures of a failing test, and test.sh fails on a leaked secret.
+    kwargs: Dict[str, str] = field(default_factory=dict, repr=False)
+    secret: str = field(default="", repr=False)
 
     def client(self, **extra) -> WalSync:
         return WalSync(self.url, **{**self.kwargs, **extra})

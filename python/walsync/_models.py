@@ -88,9 +88,13 @@ class SnapshotResult:
     generation: Optional[int] = None
     key: Optional[str] = None
     time: Optional[datetime] = None
+    #: Size of the stored object (compressed and/or encrypted), as ``list`` shows it.
     size: Optional[int] = None
     page_size: Optional[int] = None
+    #: SHA-256 of the stored object.
     sha256: Optional[str] = None
+    #: Size of the database image itself (what a restore writes).
+    database_size: Optional[int] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -104,6 +108,7 @@ class SnapshotResult:
             size=f.get("size", _int),
             page_size=f.get("pageSize", _int),
             sha256=f.get("sha256", _str),
+            database_size=f.get("databaseSize", _int),
             extra=f.extra,
         )
 

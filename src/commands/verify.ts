@@ -193,7 +193,8 @@ async function verifyDatabase(
   ];
   const generations = db.generations.map((g, i) => summarize(g, chains[i], damaged));
   const ranges = chains.flatMap((c) => c.ranges);
-  if (ranges.length === 0 && !damaged.some((d) => d.kind === "generation")) {
+  // Nothing restorable and no damage that says why (e.g. only lease.json is stored): report it.
+  if (ranges.length === 0 && damaged.length === 0) {
     damaged.push(nothingRestorable(db));
   }
   const stateBytes = db.others.find((o) => o.key === hint.key)?.size ?? 0;
