@@ -33,7 +33,25 @@ export function streamingPut(
   const transport = target.protocol === "https:" ? https : http;
   return new Promise<PutResponse>((resolve, reject) => {
     let settled = false;
+    // Resolves once the PUT is settled, so that a write waiting on a dead socket stops waiting.
+    let abandon = () => {};
+    const abandoned = new Promise<void>((resolve) => (abandon = resolve));
+    // Our own inactivity watchdog: under Deno, node:http's request.setTimeout does not fire when the
+    // request went out on a reused keep-alive socket, and destroy() may not emit "error", so a hung
+    // connection would wait forever (tests/http_put_test.ts).
+    let watchdog: ReturnType<typeof setTimeout> | undefined;
+    const progress = () => {
+      clearTimeout(watchdog);
+      if (settled) return;
+      watchdog = setTimeout(() => {
+        const timeout = new Error("timeout");
+        request.destroy(timeout);
+        fail(timeout); // Deno does not always emit "error" after destroy(error)
+      }, timeoutMs);
+    };
     const fail = (e: unknown) => {
+      clearTimeout(watchdog);
+      abandon();
       if (settled) return;
       settled = true;
       reject(e);
@@ -43,9 +61,15 @@ export function streamingPut(
       headers: { ...headers, "content-length": String(body.size) },
     }, (response) => {
       const chunks: Uint8Array[] = [];
-      response.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+      progress();
+      response.on("data", (chunk: Uint8Array) => {
+        chunks.push(chunk);
+        progress();
+      });
       response.on("error", fail);
       response.on("end", () => {
+        clearTimeout(watchdog);
+        abandon();
         if (settled) return;
         settled = true;
         const responseHeaders = new Headers();
@@ -61,13 +85,18 @@ export function streamingPut(
     });
     request.on("error", fail);
     // A connection that stays silent (no progress either way) for timeoutMs is abandoned.
-    request.setTimeout(timeoutMs, () => request.destroy(new Error("timeout")));
+    progress();
     (async () => {
       try {
         for await (const chunk of body.chunks()) {
-          // Wait until this chunk has been handed to the socket: the source reuses its buffer.
-          await new Promise<void>((ok, ko) => request.write(chunk, (e) => (e ? ko(e) : ok())));
-          if (settled) return; // the server answered early (an error): stop sending
+          // Wait until this chunk has been handed to the socket: the source reuses its buffer. A
+          // destroyed request may never call back, so the wait also ends when the PUT is settled.
+          await Promise.race([
+            new Promise<void>((ok, ko) => request.write(chunk, (e) => (e ? ko(e) : ok()))),
+            abandoned,
+          ]);
+          if (settled) return; // the server answered early (an error), or the request failed
+          progress();
         }
         request.end();
       } catch (e) {

@@ -217,9 +217,10 @@ export class S3Store implements Store {
     let uploadId: string | null = null;
     try {
       const initiated = await this.#withTimeout(
-        this.#client.makeRequest({ method: "POST", objectName, query: "uploads", headers, returnBody: true }),
+        this.#client.makeRequest({ method: "POST", objectName, query: "uploads", headers, returnBody: true })
+          .then((response) => response.text()),
       );
-      uploadId = uploadIdOf(await initiated.text());
+      uploadId = uploadIdOf(initiated);
       if (!uploadId) {
         throw storageError(`the server did not start a multipart upload for ${key}`, undefined, true);
       }
@@ -241,15 +242,16 @@ export class S3Store implements Store {
         md5s.push(part.md5());
         etags.push(unquote(response.headers.get("etag") ?? ""));
       }
-      const completed = await this.#withTimeout(this.#client.makeRequest({
-        method: "POST",
-        objectName,
-        query: `uploadId=${encodeURIComponent(uploadId)}`,
-        payload: completionXml(etags),
-        returnBody: true,
-      }));
+      const answer = await this.#withTimeout(
+        this.#client.makeRequest({
+          method: "POST",
+          objectName,
+          query: `uploadId=${encodeURIComponent(uploadId)}`,
+          payload: completionXml(etags),
+          returnBody: true,
+        }).then((response) => response.text()),
+      );
       // The answer's ETag is not trusted (RGW leaves it empty), but an <Error> in a 200 is a failure.
-      const answer = await completed.text();
       if (/<Error>/.test(answer)) {
         throw storageError(
           `completing the multipart upload of ${key} failed: ${redact(answer.slice(0, 300))}`,
@@ -291,13 +293,14 @@ export class S3Store implements Store {
   async abortIncompleteUploads(prefix: string): Promise<number> {
     let xml: string;
     try {
-      const response = await this.#withTimeout(this.#client.makeRequest({
-        method: "GET",
-        objectName: "",
-        query: { uploads: "", prefix: this.#fullKey(prefix) },
-        returnBody: true,
-      }));
-      xml = await response.text();
+      xml = await this.#withTimeout(
+        this.#client.makeRequest({
+          method: "GET",
+          objectName: "",
+          query: { uploads: "", prefix: this.#fullKey(prefix) },
+          returnBody: true,
+        }).then((response) => response.text()),
+      );
     } catch (e) {
       throw this.#explain(e, `list incomplete uploads under ${prefix}`);
     }
@@ -321,25 +324,40 @@ export class S3Store implements Store {
     // RGW compares If-Match with the unquoted ETag; AWS accepts both forms.
     if ("ifNoneMatch" in condition) headers["if-none-match"] = "*";
     else headers["if-match"] = condition.ifMatch;
-    let response: Response;
+    // The whole exchange (a small body both ways) is bounded by one timeout that aborts the request,
+    // so a connection hung after the headers is neither waited for nor left open.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new TimeoutError("timeout")), this.#timeoutMs);
     try {
-      const url = await this.#client.getPresignedUrl("PUT", this.#fullKey(key), {
-        extraHeaders: headers,
-        expirySeconds: 3600,
-      });
-      response = await this.#withTimeout(
-        fetch(url, { method: "PUT", headers, body: body as Uint8Array<ArrayBuffer> }),
-      );
-    } catch (e) {
-      throw this.#explain(e, `write ${key}`);
-    }
-    if (response.status === 412 || response.status === 409) {
+      let response: Response;
+      try {
+        const url = await this.#client.getPresignedUrl("PUT", this.#fullKey(key), {
+          extraHeaders: headers,
+          expirySeconds: 3600,
+        });
+        response = await fetch(url, {
+          method: "PUT",
+          headers,
+          body: body as Uint8Array<ArrayBuffer>,
+          signal: controller.signal,
+        });
+      } catch (e) {
+        throw this.#explain(controller.signal.aborted ? new TimeoutError("timeout") : e, `write ${key}`);
+      }
+      if (response.status === 412 || response.status === 409) {
+        await response.body?.cancel();
+        return null;
+      }
+      if (!response.ok) throw this.#explain(await this.#serverError(response), `write ${key}`);
       await response.body?.cancel();
-      return null;
+      return unquote(response.headers.get("etag") ?? "");
+    } catch (e) {
+      throw controller.signal.aborted && !(e instanceof WalsyncError)
+        ? this.#explain(new TimeoutError("timeout"), `write ${key}`)
+        : e;
+    } finally {
+      clearTimeout(timer);
     }
-    if (!response.ok) throw this.#explain(await this.#serverError(response), `write ${key}`);
-    await response.body?.cancel();
-    return unquote(response.headers.get("etag") ?? "");
   }
 
   async get(key: string): Promise<ObjectData> {
@@ -351,8 +369,9 @@ export class S3Store implements Store {
     }
     const { response, touch, done } = sent;
     if (!response.ok) {
-      done();
-      throw this.#explain(await this.#serverError(response), `download ${key}`, key);
+      // The error body is read under the same timer (the abort ends a read that hangs).
+      const error = await this.#serverError(response).catch((e) => e).finally(done);
+      throw this.#explain(error, `download ${key}`, key);
     }
     const size = Number(response.headers.get("content-length") ?? "NaN");
     return {
@@ -402,7 +421,10 @@ export class S3Store implements Store {
     }
   }
 
-  /** Races `promise` against the request timeout (for the calls that go through the client). */
+  /**
+   * Races `promise` against the request timeout (for the calls that go through the client). The
+   * promise must include reading the answer's body: a connection can hang after the headers.
+   */
   #withTimeout<T>(promise: Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -417,19 +439,20 @@ export class S3Store implements Store {
     while (true) {
       let xml: string;
       try {
-        const response = await this.#withTimeout(this.#client.makeRequest({
-          method: "GET",
-          objectName: "",
-          query: {
-            "list-type": "2",
-            prefix: this.#fullKey(prefix),
-            "max-keys": "1000",
-            ...(token ? { "continuation-token": token } : {}),
-            ...(startAfter && !token ? { "start-after": this.#fullKey(startAfter) } : {}),
-          },
-          returnBody: true,
-        }));
-        xml = await response.text();
+        xml = await this.#withTimeout(
+          this.#client.makeRequest({
+            method: "GET",
+            objectName: "",
+            query: {
+              "list-type": "2",
+              prefix: this.#fullKey(prefix),
+              "max-keys": "1000",
+              ...(token ? { "continuation-token": token } : {}),
+              ...(startAfter && !token ? { "start-after": this.#fullKey(startAfter) } : {}),
+            },
+            returnBody: true,
+          }).then((response) => response.text()),
+        );
       } catch (e) {
         throw this.#explain(e, `list ${this.url}`);
       }
@@ -469,15 +492,16 @@ export class S3Store implements Store {
     const body = deleteRequestXml(keys.map((k) => this.#fullKey(k)));
     let xml: string;
     try {
-      const response = await this.#withTimeout(this.#client.makeRequest({
-        method: "POST",
-        objectName: "",
-        query: { delete: "" },
-        headers: new Headers({ "content-md5": contentMd5(body), "content-type": "application/xml" }),
-        payload: body,
-        returnBody: true,
-      }));
-      xml = await response.text();
+      xml = await this.#withTimeout(
+        this.#client.makeRequest({
+          method: "POST",
+          objectName: "",
+          query: { delete: "" },
+          headers: new Headers({ "content-md5": contentMd5(body), "content-type": "application/xml" }),
+          payload: body,
+          returnBody: true,
+        }).then((response) => response.text()),
+      );
     } catch (e) {
       throw this.#explain(e, what);
     }
