@@ -84,8 +84,8 @@ export async function restoreCommand(
     }
     throw notFoundError(`no backup of "${name}" in ${store.url}`);
   }
-  const { catalog, hint } = backup;
-  const choice = chooseRestore(catalog, options.pointInTime, hint);
+  const { history, hint } = backup;
+  const choice = chooseRestore(history, options.pointInTime, hint);
 
   const temp = await localFiles(output, () => createTemp(output, existing.mode));
   const unregister = onInterrupt(temp.remove);
@@ -145,15 +145,15 @@ async function readBackup(
   store: Store,
   name: string,
   target?: number,
-): Promise<{ catalog: DatabaseHistory; hint: StateHint | null } | null> {
+): Promise<{ history: DatabaseHistory; hint: StateHint | null } | null> {
   const reading = await readStateHint(store, name);
   if (reading.damage) {
     log.warn(
       `${store.url}/${reading.key}: ${reading.damage.message}; ignoring this hint (restore does not need it)`,
     );
   }
-  const catalog = await readRestoreHistory(store, name, target);
-  if (catalog?.generations.length) return { catalog, hint: reading.hint };
+  const history = await readRestoreHistory(store, name, target);
+  if (history?.generations.length) return { history, hint: reading.hint };
   if (reading.hint) throw new DamageError(missingEverything(name, reading.hint.generation), store.url);
   return null;
 }

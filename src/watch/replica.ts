@@ -16,7 +16,7 @@
  */
 import { fstatSync } from "node:fs";
 import type { DatabaseSync } from "node:sqlite";
-import { latestTime, readCatalog } from "../catalog.ts";
+import { latestTimeOf, readHistory } from "../log/history.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import { stateKey } from "../layout.ts";
 import * as log from "../log.ts";
@@ -159,13 +159,14 @@ export class Replica {
     // Holding the lease, any incomplete upload under our name is a leftover of a killed process.
     const aborted = await this.store.abortIncompleteUploads?.(`${this.name}/`);
     if (aborted) log.info(`${this.name}: cleaned up ${aborted} incomplete upload(s) left by an earlier run`);
-    const [catalog] = await readCatalog(this.store, this.name);
-    this.#chain.lastTime = latestTime(catalog);
-    const why = await this.#resume(await readStoredTip(this.store, this.name, catalog));
+    // One streamed listing, summarised (a long history is never held whole).
+    const history = await readHistory(this.store, this.name);
+    this.#chain.lastTime = latestTimeOf(history);
+    const why = await this.#resume(await readStoredTip(this.store, this.name, history));
     if (why === null) {
       log.info(`${this.name}: continuing generation ${this.generation} at segment #${this.#chain.nextIndex}`);
     } else {
-      await this.#newGeneration(why, (catalog?.generations.at(-1)?.generation ?? 0) + 1);
+      await this.#newGeneration(why, (history?.generations.at(-1)?.generation ?? 0) + 1);
     }
   }
 
@@ -224,8 +225,8 @@ export class Replica {
       const reason = this.#gap;
       await this.#reopen();
       // Numbered after everything stored (a one-shot `snapshot` may have added a generation).
-      const [catalog] = await readCatalog(this.store, this.name);
-      const newest = Math.max(this.generation, catalog?.generations.at(-1)?.generation ?? 0);
+      const history = await readHistory(this.store, this.name);
+      const newest = Math.max(this.generation, history?.generations.at(-1)?.generation ?? 0);
       await this.#newGeneration(reason, newest + 1);
       return;
     }

@@ -4,8 +4,8 @@
  * exact position, so that the frames after it can be shipped as the continuation.
  * @module
  */
-import type { DatabaseCatalog } from "../catalog.ts";
 import type { BackupObject } from "../layout.ts";
+import type { DatabaseHistory } from "../log/history.ts";
 import * as log from "../log.ts";
 import { decodeSegmentMeta, decodeSnapshotMeta } from "../metadata.ts";
 import type { Store } from "../storage/store.ts";
@@ -20,16 +20,20 @@ export interface StoredTip {
   tip: Tip;
 }
 
-/** The last stored position of the newest generation of `catalog`, read from its last object's metadata. */
+/**
+ * The last stored position of the newest generation of `history` (the streamed listing's summary:
+ * nothing here grows with the number of segments), read from its last object's metadata.
+ */
 export async function readStoredTip(
   store: Store,
   name: string,
-  catalog: DatabaseCatalog | undefined,
+  history: DatabaseHistory | null,
 ): Promise<StoredTip | null> {
-  const generation = catalog?.generations.at(-1);
+  const generation = history?.generations.at(-1);
   if (!generation || generation.snapshots.length === 0) return null;
-  const last: BackupObject = [...generation.snapshots, ...generation.segments].sort((a, b) => a.time - b.time)
-    .at(-1)!;
+  const lastSnapshot = generation.snapshots.at(-1)!;
+  const lastSegment = generation.segments?.last;
+  const last: BackupObject = lastSegment && lastSegment.time > lastSnapshot.time ? lastSegment : lastSnapshot;
   const head = await store.head(last.key);
   if (!head) return null;
   try {
