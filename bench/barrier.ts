@@ -98,7 +98,7 @@ async function runPhase(phase: "healthy" | "outage", seconds: number): Promise<P
         proxy.settings.down = down;
       }
       const round = Date.now();
-      await replica.sync(round).catch(() => {}); // failures are retried by later rounds
+      await replica.sync().catch(() => {}); // failures are retried by later rounds
       await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - round))));
     }
     proxy.settings.down = false;

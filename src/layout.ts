@@ -8,6 +8,7 @@
  * ```
  * @module
  */
+import { stampNow } from "./clock.ts";
 import { usageError } from "./errors.ts";
 
 /** Names are used as key segments: keep them to a safe, portable set of characters. */
@@ -90,7 +91,10 @@ export function stateKey(name: string): string {
   return `${name}/state.json`;
 }
 
-/** Object times within a database must strictly increase: never reuse or go back (clock steps). */
-export function nextTime(last: number | undefined, now = Date.now()): number {
+/**
+ * Object times within a database must strictly increase: never reuse or go back (a clock step, or a
+ * restart on a host whose clock is behind). `now` defaults to the stamping clock (src/clock.ts).
+ */
+export function nextTime(last: number | undefined, now = stampNow()): number {
   return last !== undefined && now <= last ? last + 1 : now;
 }

@@ -5,25 +5,11 @@
  * directory at once. Every restore must be exactly one recorded committed state.
  */
 import assert from "node:assert/strict";
-import { filesEqual, freshBackend, mustRun, REPO, sqlite3, startWatch, tempDir, walsync } from "./helpers.ts";
+import { filesEqual, freshBackend, mustRun, sqlite3, startWatch, tempDir, walsync } from "./helpers.ts";
+import { assertPointInTimeRestores, ORACLE, readCommitLog } from "./oracle_checks.ts";
 
-const ORACLE = `${REPO}tests/fixtures/oracle_writer.py`;
 const DBS = ["alpha", "beta", "gamma"];
 const WRITE_SECONDS = 15;
-
-interface Commit {
-  db: string;
-  seq: number;
-  t: number;
-  /** Time just before COMMIT (absent for the starting state). */
-  t0?: number;
-  digest: string;
-  rows: number;
-}
-
-async function digestOf(path: string): Promise<{ digest: string; rows: number; integrity: string }> {
-  return JSON.parse(await mustRun("python3", [ORACLE, "digest", path]));
-}
 
 Deno.test("watch: restores at any time equal exactly one committed state; latest equals the source", async () => {
   const dir = await tempDir();
@@ -52,9 +38,7 @@ Deno.test("watch: restores at any time equal exactly one committed state; latest
     assert.doesNotMatch(stderr, /starting generation [2-9]/, "no new generation may be started");
   }
 
-  const log: Commit[] = (await Deno.readTextFile(`${dir}/log.jsonl`)).trim().split("\n").map((l) =>
-    JSON.parse(l)
-  );
+  const log = await readCommitLog(`${dir}/log.jsonl`);
   for (const path of paths) await sqlite3(path, "PRAGMA wal_checkpoint(TRUNCATE)");
 
   for (const backend of backends) {
@@ -79,47 +63,11 @@ Deno.test("watch: restores at any time equal exactly one committed state; latest
       // Points in time: each restore is exactly one committed state, never one later than T.
       const first = commits[0].t;
       const last = commits.at(-1)!.t;
-      let previousSeq = -1;
       const times = Array.from(
         { length: 5 },
         (_, i) => first + ((i + 0.5 + Math.random() * 0.5) / 5) * (last - first),
       );
-      for (const t of times) {
-        const at = `${dir}/${backend.label}-${name}-${Math.round(t)}.db`;
-        const iso = new Date(t).toISOString();
-        const pr = await walsync(["restore", name, "-o", at, "-b", backend.url, "--point-in-time", iso], {
-          env: backend.env,
-        });
-        if (pr.code === 3 && /before the first backup/.test(pr.stderr)) continue; // T before the first snapshot
-        assert.equal(pr.code, 0, pr.stderr);
-        const got = await digestOf(at);
-        assert.equal(got.integrity, "ok");
-        const match = commits.filter((c) => c.digest === got.digest && c.rows === got.rows);
-        assert.ok(
-          match.length > 0,
-          `${backend.label} ${name} at ${iso}: the restored state is no committed state`,
-        );
-        // A transaction can leave the content as it was (a DELETE or UPDATE whose range is empty), so
-        // one state can belong to several commits: the restore is right if any of them fits T. No
-        // reader can see a state before its COMMIT started (t0; the starting state has none). After
-        // COMMIT returns (t) is no bound: walsync may ship the frames while COMMIT is still syncing.
-        const fits = match.filter((c) => (c.t0 ?? c.t) <= t + 100);
-        assert.ok(
-          fits.length > 0,
-          `${name} at ${iso}: restored commit #${match.map((c) => c.seq).join("/#")} is from after T`,
-        );
-        const seq = Math.max(...fits.map((c) => c.seq));
-        const settled = commits.filter((c) => c.t <= t - 5000).at(-1);
-        if (settled) {
-          assert.ok(
-            seq >= settled.seq,
-            `${name} at ${iso}: #${seq} is older than #${settled.seq} (5 s before T)`,
-          );
-        }
-        assert.ok(seq >= previousSeq, "later points in time never restore earlier states");
-        previousSeq = seq;
-        await Deno.remove(at);
-      }
+      await assertPointInTimeRestores(backend, name, commits, times, dir);
       await Deno.remove(out);
     }
   }

@@ -12,6 +12,7 @@ import { BackgroundRetention, type RetentionOptions } from "../lifecycle/backgro
 import type { Operations } from "../metrics/hooks.ts";
 import { type SchedulerOptions, WatchScheduler } from "../watch/scheduler.ts";
 import type { WatchTarget } from "../watch/targets.ts";
+import { armClockStep } from "../watch/test_hooks.ts";
 
 /** Options of `watch`. */
 export interface WatchOptions extends SchedulerOptions, RetentionOptions {
@@ -45,6 +46,7 @@ export async function watchCommand(
   options: WatchOptions,
 ): Promise<number> {
   const ops = options.operations;
+  armClockStep();
   const scheduler = new WatchScheduler(
     store,
     targets,

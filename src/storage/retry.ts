@@ -34,6 +34,8 @@ export class RetryingStore implements Store {
   readonly url: string;
   #outageSince: number | null = null;
   #failedCalls = 0;
+  /** Called once when the store answers again after an outage. */
+  readonly #reachableListeners = new Set<() => void>();
 
   constructor(readonly inner: Store, readonly policy: RetryPolicy = DEFAULT_RETRY) {
     this.url = inner.url;
@@ -42,6 +44,16 @@ export class RetryingStore implements Store {
   /** True while the last call to the store failed after all its attempts. */
   get inOutage(): boolean {
     return this.#outageSince !== null;
+  }
+
+  /**
+   * Calls `listener` whenever the store answers again after an outage (any call of any database), so
+   * that everything waiting out a backoff can try again at once instead of each finding out on its
+   * own schedule. Returns the function that unsubscribes.
+   */
+  onReachable(listener: () => void): () => void {
+    this.#reachableListeners.add(listener);
+    return () => this.#reachableListeners.delete(listener);
   }
 
   async #call<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -56,6 +68,7 @@ export class RetryingStore implements Store {
           );
           this.#outageSince = null;
           this.#failedCalls = 0;
+          for (const listener of [...this.#reachableListeners]) listener();
         }
         return result;
       } catch (e) {
@@ -71,10 +84,23 @@ export class RetryingStore implements Store {
           throw e;
         }
         log.debug(`${what}: attempt ${attempt} failed, retrying: ${(e as Error).message}`);
-        await new Promise((r) => setTimeout(r, Math.random() * backoff));
+        await this.#pause(Math.random() * backoff);
         backoff = Math.min(backoff * 2, this.policy.maxDelayMs);
       }
     }
+  }
+
+  /** Waits `ms` between two attempts, or less if the store answers another call meanwhile. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      const unsubscribe = this.onReachable(done);
+    });
   }
 
   put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string): Promise<void> {

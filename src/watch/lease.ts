@@ -46,7 +46,12 @@ export function leaseKey(name: string): string {
 /** A held lease. */
 export class Lease {
   #etag: string;
-  #expires: number;
+  /**
+   * When the lease expires, on the monotonic clock (`performance.now()`): this process's own
+   * decisions (renew, fence) must not move when the system clock is stepped. Other hosts judge the
+   * wall-clock `expires` written in the record.
+   */
+  #expiresMonotonic: number;
   /** Set once someone else holds the lease (a renewal found another version, or none). */
   #lost: string | null = null;
 
@@ -55,11 +60,11 @@ export class Lease {
     readonly name: string,
     readonly record: Omit<LeaseRecord, "expires">,
     etag: string,
-    expires: number,
+    expiresMonotonic: number,
     readonly durationMs: number,
   ) {
     this.#etag = etag;
-    this.#expires = expires;
+    this.#expiresMonotonic = expiresMonotonic;
   }
 
   /**
@@ -77,10 +82,11 @@ export class Lease {
     const key = leaseKey(name);
     for (let attempt = 0; attempt < 3; attempt++) {
       const expires = Date.now() + durationMs;
+      const expiresMonotonic = performance.now() + durationMs; // from before the request: the safe side
       const created = await store.putSmall(key, encode(record, expires), metadataOf(record, expires), {
         ifNoneMatch: "*",
       });
-      if (created !== null) return new Lease(store, name, record, created, expires, durationMs);
+      if (created !== null) return new Lease(store, name, record, created, expiresMonotonic, durationMs);
       const current = await readLease(store, key);
       if (!current) continue; // deleted meanwhile: try to create it again
       if (current.record.released) {
@@ -100,7 +106,7 @@ export class Lease {
       const taken = await store.putSmall(key, encode(record, expires), metadataOf(record, expires), {
         ifMatch: current.etag,
       });
-      if (taken !== null) return new Lease(store, name, record, taken, expires, durationMs);
+      if (taken !== null) return new Lease(store, name, record, taken, expiresMonotonic, durationMs);
     }
     throw new WalsyncError(
       `could not take the lease of "${name}" in ${store.url}: another writer keeps racing for it`,
@@ -108,14 +114,17 @@ export class Lease {
     );
   }
 
-  /** When the next renewal is due: a third of the lease time after the last one. */
+  /** When the next renewal is due (monotonic clock): a third of the lease time after the last one. */
   get renewalDueAt(): number {
-    return this.#expires - (this.durationMs * 2) / 3;
+    return this.#expiresMonotonic - (this.durationMs * 2) / 3;
   }
 
-  /** Until when uploads may start: two thirds of the lease time after the last renewal was sent. */
+  /**
+   * Until when uploads may start (monotonic clock, `performance.now()`): two thirds of the lease time
+   * after the last renewal was sent.
+   */
   get fenceAt(): number {
-    return this.#expires - this.durationMs / 3;
+    return this.#expiresMonotonic - this.durationMs / 3;
   }
 
   /** Why the lease is no longer ours (null while it is). */
@@ -124,7 +133,7 @@ export class Lease {
   }
 
   /** True while this holder may write: the lease is ours and was renewed recently enough. */
-  canWrite(now = Date.now()): boolean {
+  canWrite(now = performance.now()): boolean {
     return this.#lost === null && now < this.fenceAt;
   }
 
@@ -136,6 +145,7 @@ export class Lease {
   async renew(): Promise<void> {
     if (this.#lost) throw new WalsyncError(this.#lost, ExitCode.Locked);
     const expires = Date.now() + this.durationMs; // counted from before the request: the safe side
+    const expiresMonotonic = performance.now() + this.durationMs;
     let etag: string | null;
     try {
       etag = await this.store.putSmall(
@@ -156,7 +166,7 @@ export class Lease {
       throw new WalsyncError(this.#lost, ExitCode.Locked);
     }
     this.#etag = etag;
-    this.#expires = expires;
+    this.#expiresMonotonic = expiresMonotonic;
   }
 
   /**

@@ -14,6 +14,7 @@
  * recorded in `stats.barrierMs`.
  * @module
  */
+import { stampNow } from "../clock.ts";
 import { fstatSync } from "node:fs";
 import type { DatabaseSync } from "node:sqlite";
 import { latestTimeOf, readHistory } from "../log/history.ts";
@@ -201,10 +202,11 @@ export class Replica {
    * last round (a file-system event), so read it even if its size, mtime and next frame header look
    * as before (a commit in place in the same mtime tick).
    */
-  async sync(now = Date.now(), rescan = false): Promise<void> {
+  async sync(rescan = false): Promise<void> {
     if (this.failure) return;
     if (rescan) this.#nothingNewAt = null;
-    await this.#syncRound(now);
+    // Compared with stored objects' times (the snapshot interval): the stamping clock, not Date.now().
+    await this.#syncRound(stampNow());
   }
 
   async #syncRound(now: number): Promise<void> {

@@ -7,6 +7,7 @@
  */
 import { WalsyncError } from "../errors.ts";
 import * as log from "../log.ts";
+import type { RetryingStore } from "../storage/retry.ts";
 import type { Store } from "../storage/store.ts";
 import { WalEvents } from "./events.ts";
 import { DatabaseLoop, type FirstAttempt, type LoopContext, type LoopOptions } from "./scheduler_loop.ts";
@@ -61,6 +62,7 @@ export class WatchScheduler {
         this.stop();
       },
       onSynced,
+      onStoreReachable: storeRecoveryOf(store),
     };
     this.loops = targets.map((t) => this.#newLoop(t));
   }
@@ -159,4 +161,12 @@ export class WatchScheduler {
       generationsStarted: this.loops.reduce((n, l) => n + l.totals.generationsStarted, 0),
     };
   }
+}
+
+/** The store's "answers again after an outage" subscription, when it has one (a RetryingStore). */
+function storeRecoveryOf(store: Store): LoopContext["onStoreReachable"] {
+  const retrying = store as Partial<Pick<RetryingStore, "onReachable">>;
+  return typeof retrying.onReachable === "function"
+    ? (listener) => retrying.onReachable!(listener)
+    : undefined;
 }

@@ -36,6 +36,18 @@ export interface LoopContext {
   onFatal(error: WalsyncError): void;
   /** Called after each sync of a database (`error` when it failed): metrics and health. */
   onSynced?(replica: Replica, error?: unknown): void;
+  /**
+   * Subscribes to "the store answers again after an outage" (returns the unsubscribe function): a
+   * database waiting out a backoff then tries again at once, so the backlog ships soon after.
+   */
+  onStoreReachable?(listener: () => void): () => void;
+}
+
+/** When to try a failed start again: after `ms`, or sooner on an event or when the store is back. */
+interface StartRetry {
+  ms: number;
+  onHint: boolean;
+  onRecovery?: boolean;
 }
 
 /** How the first start attempt went (for the start-up summary and the "nothing to watch" exit). */
@@ -54,14 +66,14 @@ export class DatabaseLoop {
   #lease: Lease | null = null;
   /** Why the database is not being replicated right now (null: all is well). */
   #problem: string | null = null;
-  #reportedAt = 0;
+  #reportedAt = -Infinity;
   #wake: (() => void) | null = null;
   /** Ends the renewal timer's current wait (when the lease is released or dropped). */
   #cancelRenewal: (() => void) | null = null;
   /** An event said the WAL may have changed since the last sync began. */
   #hinted = false;
   #lastSyncAt = 0;
-  #rescannedAt = 0;
+  #rescannedAt = -Infinity;
   #backoffMs = 0;
   /** A fixed offset of this database's backstop poll, so that idle databases do not poll in step. */
   readonly #phase = Math.random();
@@ -100,7 +112,7 @@ export class DatabaseLoop {
     try {
       while (!signal.aborted) {
         if (!this.#replica) {
-          const attemptedAt = Date.now();
+          const attemptedAt = performance.now();
           const retry = await this.#start();
           if (retry) await this.#waitToRetry(attemptedAt, retry);
           continue;
@@ -119,8 +131,8 @@ export class DatabaseLoop {
           continue;
         }
         const due = this.#nextSyncAt();
-        if (due > Date.now()) {
-          await this.#sleep(due - Date.now());
+        if (due > performance.now()) {
+          await this.#sleep(due - performance.now());
           continue;
         }
         await this.#sync(this.#replica);
@@ -147,7 +159,7 @@ export class DatabaseLoop {
 
   async #sync(replica: Replica): Promise<void> {
     // After an event, or every backstop period anyway, the WAL is read even if it looks unchanged.
-    const now = Date.now();
+    const now = performance.now();
     const rescan = this.#hinted ||
       now - this.#rescannedAt >= BACKSTOP_INTERVALS * this.ctx.options.syncIntervalMs;
     if (rescan) this.#rescannedAt = now;
@@ -155,7 +167,7 @@ export class DatabaseLoop {
     this.#lastSyncAt = now;
     const before = replica.stats.segments + replica.stats.snapshots + replica.stats.checkpoints;
     try {
-      await this.ctx.pool.run(() => replica.sync(now, rescan));
+      await this.ctx.pool.run(() => replica.sync(rescan));
       this.ctx.onSynced?.(replica);
       this.#backoffMs = 0;
       // Something moved (or a new generation is due): look again after one interval, not the
@@ -175,7 +187,7 @@ export class DatabaseLoop {
       this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), MAX_SYNC_BACKOFF_MS);
       // One key for every sync failure: logged when it starts and then once per report interval.
       this.#report(`sync failed, will retry: ${(e as Error).message}`, "warn", "sync failed");
-      await this.#sleep(this.#backoffMs / 2 + (Math.random() * this.#backoffMs) / 2, false);
+      await this.#sleep(this.#backoffMs / 2 + (Math.random() * this.#backoffMs) / 2, false, true);
     } finally {
       this.#addTotals(replica);
     }
@@ -186,15 +198,17 @@ export class DatabaseLoop {
    * database arrives (a missing database appears, a database switches to WAL), but never less than
    * one sync interval after the last attempt.
    */
-  async #waitToRetry(attemptedAt: number, retry: { ms: number; onHint: boolean }): Promise<void> {
+  async #waitToRetry(attemptedAt: number, retry: StartRetry): Promise<void> {
     const { signal, options } = this.ctx;
     const until = attemptedAt + retry.ms;
-    while (!signal.aborted && Date.now() < until) {
-      await this.#sleep(until - Date.now(), retry.onHint);
+    while (!signal.aborted && performance.now() < until) {
+      await this.#sleep(until - performance.now(), retry.onHint, retry.onRecovery);
       if (this.#hinted) break;
     }
     const earliest = attemptedAt + options.syncIntervalMs;
-    while (!signal.aborted && Date.now() < earliest) await this.#sleep(earliest - Date.now(), false);
+    while (!signal.aborted && performance.now() < earliest) {
+      await this.#sleep(earliest - performance.now(), false);
+    }
     this.#hinted = false;
   }
 
@@ -203,7 +217,7 @@ export class DatabaseLoop {
    * null when started, else when to try again (a database that is missing or not in WAL mode is
    * looked at again on every backstop poll and on any event about it).
    */
-  async #start(): Promise<{ ms: number; onHint: boolean } | null> {
+  async #start(): Promise<StartRetry | null> {
     const { store, options, signal } = this.ctx;
     let lease: Lease | null = null;
     // Per-database settings of the config file (snapshot interval, checkpoint frames) win.
@@ -243,12 +257,12 @@ export class DatabaseLoop {
       this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), MAX_BACKOFF_MS);
       const wait = this.#backoffMs / 2 + (Math.random() * this.#backoffMs) / 2;
       this.#report(`could not start (retrying with backoff): ${error.message}`, "warn");
-      return { ms: wait, onHint: false };
+      return { ms: wait, onHint: false, onRecovery: true };
     }
     this.#replica = replica;
     this.#backoffMs = 0;
     // An event that came during the start (a commit after its last read) still counts.
-    this.#lastSyncAt = Date.now();
+    this.#lastSyncAt = performance.now();
     this.#recovered();
     this.#firstAttempt("started");
     return null;
@@ -276,8 +290,8 @@ export class DatabaseLoop {
     let failing = false;
     const { signal } = this.ctx;
     while (!signal.aborted && this.#lease === lease && !lease.lost) {
-      const at = retryMs > 0 ? Date.now() + retryMs : lease.renewalDueAt;
-      await this.#timer(Math.max(0, at - Date.now()));
+      const at = retryMs > 0 ? performance.now() + retryMs : lease.renewalDueAt;
+      await this.#timer(Math.max(0, at - performance.now()), retryMs > 0);
       if (signal.aborted || this.#lease !== lease || lease.lost) return;
       const fenced = !lease.canWrite();
       try {
@@ -296,7 +310,7 @@ export class DatabaseLoop {
         if (!failing) {
           log.warn(
             `${this.name}: could not renew the lease, retrying (uploads stop at ${
-              new Date(lease.fenceAt).toISOString()
+              new Date(Date.now() + lease.fenceAt - performance.now()).toISOString()
             } unless it is renewed): ${(e as Error).message}`,
           );
         }
@@ -317,7 +331,7 @@ export class DatabaseLoop {
         try {
           // A gap found by the last sync: start the new generation now, so that what is
           // committed is shipped (stop() alone would ship nothing past a gap).
-          if (replica.gapPending) await this.ctx.pool.run(() => replica.sync(Date.now(), true));
+          if (replica.gapPending) await this.ctx.pool.run(() => replica.sync(true));
           await this.ctx.pool.run(() => replica.stop());
         } catch (e) {
           this.failure = `could not ship the last commits before exiting: ${(e as Error).message}`;
@@ -359,7 +373,7 @@ export class DatabaseLoop {
    * report interval while it lasts. `key` identifies the reason (default: the message itself).
    */
   #report(message: string, level: "error" | "warn" = "error", key = message): void {
-    const now = Date.now();
+    const now = performance.now();
     if (this.#problem !== key || now - this.#reportedAt >= this.ctx.options.reportIntervalMs) {
       (level === "error" ? log.error : log.warn)(`${this.name}: ${message}`);
       this.#reportedAt = now;
@@ -372,31 +386,41 @@ export class DatabaseLoop {
     this.#problem = null;
   }
 
-  /** Sleeps `ms`, waking early at shutdown, and on a hint unless `onHint` is false. */
-  #sleep(ms: number, onHint = true): Promise<void> {
+  /**
+   * Sleeps `ms`, waking early at shutdown, on a hint unless `onHint` is false, and when the store
+   * answers again after an outage if `onRecovery`.
+   */
+  #sleep(ms: number, onHint = true, onRecovery = false): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
+        unsubscribe?.();
         this.ctx.signal.removeEventListener("abort", done);
         if (this.#wake === done) this.#wake = null;
         resolve();
       };
       const timer = setTimeout(done, ms);
+      const unsubscribe = onRecovery ? this.ctx.onStoreReachable?.(done) : undefined;
       this.ctx.signal.addEventListener("abort", done, { once: true });
       if (onHint) this.#wake = done;
     });
   }
 
-  /** Sleeps `ms`, waking early only at shutdown or when the lease is let go (the renewal timer). */
-  #timer(ms: number): Promise<void> {
+  /**
+   * Sleeps `ms`, waking early only at shutdown, when the lease is let go (the renewal timer), or when
+   * the store answers again after an outage if `onRecovery` (a renewal being retried).
+   */
+  #timer(ms: number, onRecovery = false): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
+        unsubscribe?.();
         this.ctx.signal.removeEventListener("abort", done);
         if (this.#cancelRenewal === done) this.#cancelRenewal = null;
         resolve();
       };
       const timer = setTimeout(done, ms);
+      const unsubscribe = onRecovery ? this.ctx.onStoreReachable?.(done) : undefined;
       this.ctx.signal.addEventListener("abort", done, { once: true });
       this.#cancelRenewal = done;
     });

@@ -5,6 +5,9 @@
  * - `fail-repin`: starting the read transaction again after a checkpoint fails.
  * - `crash-after-checkpoint`: the process kills itself (SIGKILL) right after a checkpoint whose
  *   spooled remainder is not uploaded yet.
+ *
+ * `WALSYNC_TEST_CLOCK_STEP=AFTER_MS:OFFSET_MS` steps the process's wall clock (`Date.now`) by
+ * OFFSET_MS (negative: back) AFTER_MS after `watch` starts, as an NTP correction would.
  * @module
  */
 
@@ -24,4 +27,20 @@ function armedHooks(): Set<string> {
 /** True (once) if hook `name` is armed; it is disarmed by firing. */
 export function testHook(name: string): boolean {
   return armedHooks().delete(name);
+}
+
+/** Arms the clock step of `WALSYNC_TEST_CLOCK_STEP`, if set (see the module documentation). */
+export function armClockStep(): void {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get("WALSYNC_TEST_CLOCK_STEP");
+  } catch { /* no env permission: no hooks */ }
+  const match = /^(\d+):(-?\d+)$/.exec(value ?? "");
+  if (!match) return;
+  const [afterMs, offsetMs] = [Number(match[1]), Number(match[2])];
+  const timer = setTimeout(() => {
+    const systemNow = Date.now;
+    Date.now = () => systemNow() + offsetMs;
+  }, afterMs);
+  Deno.unrefTimer(timer);
 }
