@@ -6,28 +6,24 @@
  *   Content-Length (s3-lite-client would buffer a whole body, or a 64 MB part, to sign it);
  * - GET, HEAD and DELETE use pre-signed URLs with fetch and an AbortController, so that every
  *   request has a timeout: until the response headers arrive, and then between two body reads;
- * - LIST goes through the client, raced against the same timeout.
+ * - LIST, multi-delete and multipart calls go through the client, raced against the same timeout
+ *   including the read of their answer (a connection can hang after the headers; docs/design.md §9).
  * Errors become WalsyncErrors that say what happened without secrets or signatures, and are marked
  * retryable when trying again may help (network errors, timeouts, 5xx, throttling).
  * @module
  */
 import { S3Client, S3Errors } from "@bradenmacdonald/s3-lite-client";
-import { notFoundError, storageError, usageError, WalsyncError } from "../errors.ts";
+import { storageError, usageError, WalsyncError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { type PutResponse, streamingPut } from "./http_put.ts";
-import {
-  completionXml,
-  MIN_PART_SIZE,
-  multipartEtag,
-  partSizeFor,
-  splitIntoParts,
-  uploadIdOf,
-} from "./multipart.ts";
+import { MIN_PART_SIZE, partSizeFor } from "./multipart.ts";
+import { abortUpload, type S3Exchange, uploadInParts } from "./s3_multipart.ts";
 import { contentMd5, deleteErrors, deleteRequestXml } from "./multi_delete.ts";
+import { explainS3Error } from "./s3_errors.ts";
+import { decodeXml, metadataHeaders, TimeoutError, unquote, userMetadata, watchdogBody } from "./s3_http.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
-const META_PREFIX = "x-amz-meta-";
 /** Single PUTs are limited to 5 GiB by S3. */
 export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
 /** Objects larger than this are uploaded in parts (WALSYNC_MULTIPART_THRESHOLD overrides, bytes). */
@@ -54,9 +50,6 @@ export interface S3Settings {
   /** Preferred multipart part size. */
   partSize?: number;
 }
-
-/** Thrown inside this module when a request times out. */
-class TimeoutError extends Error {}
 
 /** A {@link Store} on an S3-compatible server. */
 export class S3Store implements Store {
@@ -115,38 +108,12 @@ export class S3Store implements Store {
 
   /** Turns a client, HTTP or network error into a clear WalsyncError without secrets or signatures. */
   #explain(e: unknown, what: string, key?: string): WalsyncError {
-    if (e instanceof WalsyncError) return e;
-    if (e instanceof S3Errors.ServerError) {
-      if (e.statusCode === 403) {
-        return storageError(
-          `access denied by ${this.#endpoint} while trying to ${what} (${e.code}): check AWS_ACCESS_KEY_ID, ` +
-            `AWS_SECRET_ACCESS_KEY and the bucket's permissions`,
-        );
-      }
-      if (e.code === "NoSuchBucket") {
-        return storageError(`bucket "${this.#bucket}" does not exist at ${this.#endpoint}`);
-      }
-      if (e.statusCode === 404 && key !== undefined) {
-        return notFoundError(`object ${this.url}/${key} does not exist`);
-      }
-      const transient = e.statusCode >= 500 || e.statusCode === 408 || e.statusCode === 429 ||
-        e.code === "BadDigest" ||
-        e.code === "RequestTimeout" || e.code === "SlowDown";
-      return storageError(
-        `S3 error while trying to ${what}: ${e.statusCode} ${e.code}: ${redact(e.message)}`,
-        undefined,
-        transient,
-      );
-    }
-    if (e instanceof TimeoutError) {
-      return storageError(
-        `S3 endpoint ${this.#endpoint} did not answer within ${this.#timeoutMs} ms (${what})`,
-        e,
-        true,
-      );
-    }
-    const message = redact(e instanceof Error ? e.message : String(e));
-    return storageError(`cannot reach S3 endpoint ${this.#endpoint} to ${what}: ${message}`, undefined, true);
+    return explainS3Error(e, what, {
+      endpoint: this.#endpoint,
+      bucket: this.#bucket,
+      timeoutMs: this.#timeoutMs,
+      objectUrl: key === undefined ? undefined : `${this.url}/${key}`,
+    });
   }
 
   /**
@@ -212,56 +179,15 @@ export class S3Store implements Store {
 
   /** A large object: streamed part by part; verified by its multipart ETag; aborted on failure. */
   async #putMultipart(key: string, body: ByteSource, metadata: Record<string, string>): Promise<void> {
-    const objectName = this.#fullKey(key);
-    const headers = new Headers(metadataHeaders(metadata));
-    let uploadId: string | null = null;
     try {
-      const initiated = await this.#withTimeout(
-        this.#client.makeRequest({ method: "POST", objectName, query: "uploads", headers, returnBody: true })
-          .then((response) => response.text()),
+      const expected = await uploadInParts(
+        this.#exchange,
+        this.#fullKey(key),
+        body,
+        new Headers(metadataHeaders(metadata)),
+        partSizeFor(body.size, this.#partSize),
       );
-      uploadId = uploadIdOf(initiated);
-      if (!uploadId) {
-        throw storageError(`the server did not start a multipart upload for ${key}`, undefined, true);
-      }
-      const etags: string[] = [];
-      const md5s: Uint8Array[] = [];
-      let number = 0;
-      for (const part of splitIntoParts(body, partSizeFor(body.size, this.#partSize))) {
-        number++;
-        const url = await this.#client.getPresignedUrl("PUT", objectName, {
-          parameters: { partNumber: String(number), uploadId },
-          expirySeconds: 3600,
-        });
-        const response = await streamingPut(url, {}, part, this.#timeoutMs).catch((e) => {
-          throw (e as Error).message === "timeout" ? new TimeoutError("timeout") : e;
-        });
-        if (response.status !== 200) {
-          throw await S3Errors.parseServerError(new Response(response.text, { status: response.status }));
-        }
-        md5s.push(part.md5());
-        etags.push(unquote(response.headers.get("etag") ?? ""));
-      }
-      const answer = await this.#withTimeout(
-        this.#client.makeRequest({
-          method: "POST",
-          objectName,
-          query: `uploadId=${encodeURIComponent(uploadId)}`,
-          payload: completionXml(etags),
-          returnBody: true,
-        }).then((response) => response.text()),
-      );
-      // The answer's ETag is not trusted (RGW leaves it empty), but an <Error> in a 200 is a failure.
-      if (/<Error>/.test(answer)) {
-        throw storageError(
-          `completing the multipart upload of ${key} failed: ${redact(answer.slice(0, 300))}`,
-          undefined,
-          true,
-        );
-      }
-      uploadId = null; // complete: nothing to abort any more
       const stored = await this.head(key);
-      const expected = multipartEtag(md5s);
       if (stored?.etag && /-\d+$/.test(stored.etag) && stored.etag !== expected) {
         throw storageError(
           `${key}: the server stored different bytes (ETag ${stored.etag}, sent ${expected})`,
@@ -270,20 +196,17 @@ export class S3Store implements Store {
         );
       }
     } catch (e) {
-      if (uploadId) await this.#abortUpload(objectName, uploadId);
       throw this.#explain(e, `upload ${key} (multipart)`);
     }
   }
 
-  async #abortUpload(objectName: string, uploadId: string): Promise<void> {
-    try {
-      await this.#withTimeout(this.#client.makeRequest({
-        method: "DELETE",
-        objectName,
-        query: `uploadId=${encodeURIComponent(uploadId)}`,
-        statusCode: 204,
-      }));
-    } catch { /* it expires by the bucket's lifecycle rules, if any */ }
+  /** What the multipart calls need of this store. */
+  get #exchange(): S3Exchange {
+    return {
+      client: this.#client,
+      timeoutMs: this.#timeoutMs,
+      withTimeout: (promise) => this.#withTimeout(promise),
+    };
   }
 
   /**
@@ -308,7 +231,7 @@ export class S3Store implements Store {
     for (
       const match of xml.matchAll(/<Upload>[\s\S]*?<Key>([^<]+)<\/Key>[\s\S]*?<UploadId>([^<]+)<\/UploadId>/g)
     ) {
-      await this.#abortUpload(decodeXml(match[1]), decodeXml(match[2]));
+      await abortUpload(this.#exchange, decodeXml(match[1]), decodeXml(match[2]));
       aborted++;
     }
     return aborted;
@@ -518,77 +441,4 @@ export class S3Store implements Store {
       );
     }
   }
-}
-
-function decodeXml(text: string): string {
-  return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'")
-    .replace(/&amp;/g, "&");
-}
-
-function unquote(etag: string): string {
-  return etag.replace(/^W\//, "").replace(/^"|"$/g, "");
-}
-
-/** User metadata as the `x-amz-meta-*` request headers that carry it. */
-function metadataHeaders(metadata: Record<string, string>): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(metadata)) headers[META_PREFIX + k] = v;
-  return headers;
-}
-
-function userMetadata(headers: Headers): Record<string, string> {
-  const metadata: Record<string, string> = {};
-  headers.forEach((value, name) => {
-    const lower = name.toLowerCase();
-    if (lower.startsWith(META_PREFIX)) metadata[lower.slice(META_PREFIX.length)] = value;
-  });
-  return metadata;
-}
-
-/**
- * Wraps a response body in a byte stream (BYOB reads still work) that pushes the request's
- * deadline on with every read, so a download fails when the server goes silent, not when it is
- * merely long.
- */
-function watchdogBody(
-  body: ReadableStream<Uint8Array>,
-  timeoutMs: number,
-  touch: () => void,
-  done: () => void,
-): ReadableStream<Uint8Array> {
-  const reader = body.getReader({ mode: "byob" });
-  return new ReadableStream({
-    type: "bytes",
-    autoAllocateChunkSize: 64 * 1024,
-    async pull(controller) {
-      const request = controller.byobRequest!;
-      const view = request.view as Uint8Array;
-      touch();
-      try {
-        const { done: finished, value } = await reader.read(
-          new Uint8Array(view.buffer, view.byteOffset, view.byteLength),
-        );
-        if (finished) {
-          done();
-          controller.close();
-          // Our read detached the request's buffer; answer with the (empty) view it came back in.
-          if (value) request.respondWithNewView(value);
-          else request.respond(0);
-          return;
-        }
-        // The read transferred the buffer: hand the filled view back to the consumer.
-        request.respondWithNewView(value!);
-      } catch (e) {
-        done();
-        const why = e instanceof DOMException || e instanceof TimeoutError
-          ? `no data for ${timeoutMs} ms`
-          : redact((e as Error).message);
-        controller.error(storageError(`download interrupted: ${why}`, undefined, true));
-      }
-    },
-    cancel(reason) {
-      done();
-      return reader.cancel(reason);
-    },
-  });
 }
