@@ -12,7 +12,7 @@ import { restoreCommand } from "./src/commands/restore.ts";
 import { snapshotCommand } from "./src/commands/snapshot.ts";
 import { formatVerifyReport, verifyCommand } from "./src/commands/verify.ts";
 import { formatPruneResults, pruneCommand } from "./src/commands/prune.ts";
-import { DEFAULT_RETENTION_CHECK_MS, parseInterval, parseRetention } from "./src/lifecycle/options.ts";
+import { parseRetention } from "./src/lifecycle/options.ts";
 import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
 import { resolveWatchSettings } from "./src/config/watch_settings.ts";
 import { operationsHooks } from "./src/metrics/hooks.ts";
@@ -156,8 +156,9 @@ export function buildProgram(): Command {
         endpoint: s.endpoint,
         region: s.region,
         profile: global.profile ?? s.profile,
-        compression: opts.compression,
-        encryptionKeyFile: opts.encryptionKeyFile,
+        compression: s.compression,
+        encryptionKeyFile: s.encryptionKeyFile,
+        encryptionKey: s.encryptionKey,
       });
       const code = await watchCommand(store, s.targets, {
         ...WATCH_DEFAULTS,
@@ -168,12 +169,8 @@ export function buildProgram(): Command {
         concurrency: opts.concurrency === undefined
           ? WATCH_DEFAULTS.concurrency
           : positiveInteger(opts.concurrency, "--concurrency"),
-        retentionMs: parseRetention(opts.retention),
-        retentionCheckIntervalMs: parseInterval(
-          opts.retentionCheckInterval,
-          "--retention-check-interval",
-          DEFAULT_RETENTION_CHECK_MS,
-        ),
+        retentionMs: s.retentionMs,
+        retentionCheckIntervalMs: s.retentionCheckIntervalMs,
         ...operationsHooks(s),
       });
       if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);

@@ -4,7 +4,7 @@
  * @module
  */
 import { type Compression, COMPRESSIONS } from "../codec/codec.ts";
-import { loadEncryptionKey } from "../codec/key.ts";
+import { type EncryptionKey, loadEncryptionKey } from "../codec/key.ts";
 import { usageError } from "../errors.ts";
 import { parseBackupUrl } from "../url.ts";
 import { FileStore } from "./file.ts";
@@ -31,6 +31,8 @@ export interface StoreOptions {
   compression?: string;
   /** File holding the encryption key; overrides WALSYNC_ENCRYPTION_KEY. */
   encryptionKeyFile?: string;
+  /** A key already read (the config file's); used when neither the file above nor the variable gives one. */
+  encryptionKey?: EncryptionKey;
 }
 
 /**
@@ -48,7 +50,7 @@ export function openStore(url: string, options: StoreOptions = {}): Store {
   if (!COMPRESSIONS.includes(compression)) {
     throw usageError(`invalid --compression "${options.compression}": expected ${COMPRESSIONS.join(" or ")}`);
   }
-  const key = loadEncryptionKey(options.encryptionKeyFile, env);
+  const key = loadEncryptionKey(options.encryptionKeyFile, env) ?? options.encryptionKey ?? null;
   const store = openBackend(url, options, env);
   store.codec = { compression, key };
   return store;
