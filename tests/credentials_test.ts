@@ -1,8 +1,9 @@
 /**
  * AWS credentials as the AWS CLI finds them (issue #12), each source tested against the real RGW
  * with its keys: environment, profile in the credentials file, config-file profile with
- * endpoint_url and region, credential_process, container endpoint with a token, IMDSv2, and the
- * refresh of expiring container credentials during a running watch. Which source was used is
+ * endpoint_url and region, credential_process, container endpoint with a token (full URI, and
+ * relative URI on WALSYNC_CONTAINER_CREDENTIALS_HOST), IMDSv2, and the refresh of expiring container
+ * credentials during a running watch (full and relative URI). Which source was used is
  * logged at debug level; the secret never appears in the output.
  */
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import {
   parseIni,
   splitCommand,
 } from "../src/storage/credentials.ts";
+import { containerCredentialsUrl } from "../src/storage/credential_sources.ts";
 import { startCredentialServer } from "./fixtures/credential_server.ts";
 import {
   cleanup,
@@ -217,7 +219,7 @@ Deno.test("credentials from credential_process", async () => {
   await cleanup(home);
 });
 
-Deno.test("credentials from the container endpoint (full URI + token) and from IMDSv2", async () => {
+Deno.test("credentials from the container endpoint (full or relative URI + token) and from IMDSv2", async () => {
   rgw();
   const home = await tempDir();
   const server = startCredentialServer({
@@ -243,6 +245,17 @@ Deno.test("credentials from the container endpoint (full URI + token) and from I
       }),
       /AWS credentials from container credential endpoint, valid until /,
     );
+    // AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (ECS), on the host WALSYNC_CONTAINER_CREDENTIALS_HOST names.
+    const before = server.requests.length;
+    await backupWith(
+      bareEnv(home, {
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/container",
+        WALSYNC_CONTAINER_CREDENTIALS_HOST: `${server.url}/`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: "Bearer t0k3n",
+      }),
+      /AWS credentials from container credential endpoint, valid until /,
+    );
+    assert.ok(server.requests.slice(before).includes("GET /container"), "the relative URI was asked");
     // A wrong token is refused by the endpoint: a clear error.
     const denied = await walsync(["list", "-b", `s3://${s3.bucket}/x`], {
       env: bareEnv(home, {
@@ -253,12 +266,12 @@ Deno.test("credentials from the container endpoint (full URI + token) and from I
     assert.equal(denied.code, 5, denied.stderr);
     assert.match(denied.stderr, /container credential endpoint 127\.0\.0\.1:\d+ answered 401/);
 
-    const before = server.requests.length;
+    const beforeImds = server.requests.length;
     await backupWith(
       bareEnv(home, { AWS_EC2_METADATA_DISABLED: "", AWS_EC2_METADATA_SERVICE_ENDPOINT: server.url }),
       /AWS credentials from instance metadata service \(IMDSv2\), valid until /,
     );
-    const imds = server.requests.slice(before);
+    const imds = server.requests.slice(beforeImds);
     assert.deepEqual(imds.slice(0, 3), [
       "PUT /latest/api/token",
       "GET /latest/meta-data/iam/security-credentials/",
@@ -278,7 +291,51 @@ Deno.test("credentials from the container endpoint (full URI + token) and from I
   await cleanup(home);
 });
 
-Deno.test("expiring container credentials are refreshed during a running watch; uploads go on", async () => {
+Deno.test("container credential URL: the relative URI is on 169.254.170.2 unless WALSYNC_CONTAINER_CREDENTIALS_HOST says", () => {
+  const url = (vars: Record<string, string>) => containerCredentialsUrl((name) => vars[name]).href;
+  assert.equal(
+    url({ AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/abc" }),
+    "http://169.254.170.2/v2/credentials/abc",
+  );
+  assert.equal(
+    url({
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/abc",
+      WALSYNC_CONTAINER_CREDENTIALS_HOST: "http://127.0.0.1:8123/",
+    }),
+    "http://127.0.0.1:8123/v2/credentials/abc",
+  );
+  // The full URI wins over the relative one, as in the AWS SDKs.
+  assert.equal(
+    url({
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: "https://creds.example/x",
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/abc",
+    }),
+    "https://creds.example/x",
+  );
+  // The token is sent there: plain http only to a loopback or container address.
+  assert.throws(
+    () =>
+      url({
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/creds",
+        WALSYNC_CONTAINER_CREDENTIALS_HOST: "http://creds.example",
+      }),
+    /WALSYNC_CONTAINER_CREDENTIALS_HOST must use https or a loopback\/container host, not creds\.example/,
+  );
+  assert.throws(
+    () =>
+      url({ AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/c", WALSYNC_CONTAINER_CREDENTIALS_HOST: "nowhere" }),
+    /WALSYNC_CONTAINER_CREDENTIALS_HOST: not a URL: nowhere\/c/,
+  );
+});
+
+/**
+ * Runs watch under a writer for three lifetimes of expiring container credentials, served by a fake
+ * endpoint that `endpointEnv(serverUrl)` points walsync at; asserts they were fetched again, that
+ * segments were uploaded after the first set expired and that the restore holds the last commit.
+ */
+async function refreshedDuringWatch(
+  endpointEnv: (serverUrl: string) => Record<string, string>,
+): Promise<void> {
   rgw();
   const home = await tempDir();
   const backend = await freshBackend("s3");
@@ -293,10 +350,7 @@ Deno.test("expiring container credentials are refreshed during a running watch; 
   try {
     await writer("fill", db, "10");
     const w = await startWatch([db, "-b", backend.url, "--sync-interval", "200ms", "-v"], {
-      ...bareEnv(home, {
-        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/container`,
-        AWS_CONTAINER_AUTHORIZATION_TOKEN: "tok",
-      }),
+      ...bareEnv(home, { ...endpointEnv(server.url), AWS_CONTAINER_AUTHORIZATION_TOKEN: "tok" }),
       NO_COLOR: "1",
     });
     const firstExpiry = Date.now() + lifetimeMs;
@@ -326,4 +380,13 @@ Deno.test("expiring container credentials are refreshed during a running watch; 
     await server.close();
   }
   await cleanup(home, backend);
-});
+}
+
+Deno.test("expiring container credentials (full URI) are refreshed during a running watch; uploads go on", () =>
+  refreshedDuringWatch((url) => ({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${url}/container` })));
+
+Deno.test("expiring container credentials (relative URI) are refreshed during a running watch; uploads go on", () =>
+  refreshedDuringWatch((url) => ({
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/container",
+    WALSYNC_CONTAINER_CREDENTIALS_HOST: url,
+  })));
