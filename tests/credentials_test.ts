@@ -15,6 +15,7 @@ import {
 } from "../src/storage/credentials.ts";
 import { containerCredentialsUrl } from "../src/storage/credential_sources.ts";
 import { startCredentialServer } from "./fixtures/credential_server.ts";
+import { bareAwsEnv } from "./fixtures/aws_env.ts";
 import {
   cleanup,
   freshBackend,
@@ -41,19 +42,7 @@ function rgw(): void {
 
 /** An environment with no credentials at all: every source has to be set up by the test. */
 function bareEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    HOME: home,
-    AWS_ACCESS_KEY_ID: "",
-    AWS_SECRET_ACCESS_KEY: "",
-    AWS_SESSION_TOKEN: "",
-    AWS_PROFILE: "",
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_REGION: s3.env.AWS_REGION,
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_CONTAINER_CREDENTIALS_FULL_URI: "",
-    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "",
-    ...extra,
-  };
+  return bareAwsEnv(home, s3, extra);
 }
 
 /** Snapshots a database with `env` and lists it; asserts the source logged and no secret shown. */

@@ -128,6 +128,7 @@ function chooseSource(profile: string | undefined, env: Env): Source | null {
   if (!found && (profile || env("AWS_PROFILE"))) {
     throw usageError(`AWS profile "${name}" not found in ${files.join(" or ")}`);
   }
+  refuseUnsupported(name, values, env);
   if (values.aws_access_key_id && values.aws_secret_access_key) {
     const credentials = {
       accessKeyId: values.aws_access_key_id,
@@ -143,14 +144,38 @@ function chooseSource(profile: string | undefined, env: Env): Source | null {
       fetch: () => runCredentialProcess(command, name),
     };
   }
-  if (found && (profile || env("AWS_PROFILE")) && Object.keys(values).some((k) => k.startsWith("role_arn"))) {
-    throw usageError(`AWS profile "${name}" uses role_arn (assume-role), which walsync does not support yet`);
-  }
   if (env("AWS_CONTAINER_CREDENTIALS_FULL_URI") || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
     return { name: "container credential endpoint", fetch: () => containerCredentials(env) };
   }
   if ((env("AWS_EC2_METADATA_DISABLED") ?? "").toLowerCase() === "true") return null;
   return { name: "instance metadata service (IMDSv2)", fetch: () => imdsCredentials(env) };
+}
+
+/**
+ * Sources the AWS CLI would use but walsync does not implement: a profile with `role_arn`
+ * (AssumeRole, also with `web_identity_token_file`) or SSO, and `AWS_ROLE_ARN` +
+ * `AWS_WEB_IDENTITY_TOKEN_FILE` (EKS IRSA). The AWS CLI would use the role, so silently going on
+ * with the profile's own keys, the container endpoint or the instance role would back up with other
+ * credentials than the operator chose: a usage error (exit 2) before any request instead.
+ */
+function refuseUnsupported(name: string, values: Record<string, string>, env: Env): void {
+  const workaround = "give the credentials another way (environment variables, or a profile with " +
+    "credential_process = aws configure export-credentials --profile " + name + " --format process)";
+  if (values.role_arn) {
+    throw usageError(
+      `AWS profile "${name}" uses role_arn (assume-role), which walsync does not support: ${workaround}`,
+    );
+  }
+  if (values.sso_session || values.sso_start_url) {
+    throw usageError(`AWS profile "${name}" uses AWS SSO, which walsync does not support: ${workaround}`);
+  }
+  if (values.aws_access_key_id || values.credential_process) return;
+  if (env("AWS_ROLE_ARN") && env("AWS_WEB_IDENTITY_TOKEN_FILE")) {
+    throw usageError(
+      "AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE are set (assume-role with web identity), which walsync " +
+        "does not support: give the credentials another way (environment variables, credential_process)",
+    );
+  }
 }
 
 /** The error when no source has credentials (exit 2, as a missing setting). */
