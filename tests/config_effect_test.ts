@@ -2,8 +2,8 @@
  * The config file's retention and codec keys take effect (issue #12, docs/design.md §12): a running
  * watch prunes by `retention` every `retention-check-interval`, a database's own `retention` wins
  * over the global one, `--retention` wins over the file; `compression` and `encryption-key-file`
- * decide how objects are stored, `--compression` wins; a bad key file is an error naming the config
- * file, line and key (exit 2, nothing uploaded, the key text never echoed).
+ * decide how objects are stored, `--compression` and WALSYNC_ENCRYPTION_KEY win; a bad key file is
+ * an error naming the config file, line and key (exit 2, nothing uploaded, the key never echoed).
  */
 import assert from "node:assert/strict";
 import {
@@ -78,17 +78,17 @@ Deno.test("config: retention from the file prunes in the background; dbs[].reten
   await cleanup(dir, backend, other);
 });
 
-Deno.test("config: compression and encryption-key-file from the file; --compression wins; bad key files", async () => {
+Deno.test("config: compression and encryption-key-file from the file; --compression and WALSYNC_ENCRYPTION_KEY win; bad key files", async () => {
   const dir = await tempDir();
   const db = `${dir}/app.db`;
   await writer("fill", db, "300");
   const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
   await Deno.writeTextFile(`${dir}/walsync.key`, key + "\n", { mode: 0o600 });
   /** Watches once with `yaml` (plus `flags`) into a fresh store; returns it and its snapshot's metadata. */
-  const watchOnce = async (yaml: string, flags: string[] = []) => {
+  const watchOnce = async (yaml: string, flags: string[] = [], env: Record<string, string> = {}) => {
     const backend = await freshBackend("file");
     await Deno.writeTextFile(`${dir}/w.yml`, `url: ${backend.url}\n${yaml}dbs:\n  - path: app.db\n`);
-    const w = await startWatch(["-c", `${dir}/w.yml`, ...flags], {});
+    const w = await startWatch(["-c", `${dir}/w.yml`, ...flags], env);
     const { code, stderr } = await w.stop("SIGINT");
     assert.equal(code, 0, stderr);
     assert.ok(!stderr.includes(key), "the key is never logged");
@@ -117,6 +117,28 @@ Deno.test("config: compression and encryption-key-file from the file; --compress
     `${dir}/walsync.key`,
   );
   assert.equal(state, "ok 300");
+  // WALSYNC_ENCRYPTION_KEY stands for --encryption-key-file and wins over the file's key.
+  const envKey = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  const overridden = await watchOnce("encryption-key-file: walsync.key\n", [], {
+    WALSYNC_ENCRYPTION_KEY: envKey,
+  });
+  const withFileKey = await restore(
+    overridden.backend,
+    "app",
+    `${dir}/filekey.db`,
+    "--encryption-key-file",
+    `${dir}/walsync.key`,
+  );
+  assert.equal(withFileKey.code, 4, "stored with the variable's key, not the file's");
+  await Deno.writeTextFile(`${dir}/env.key`, envKey, { mode: 0o600 });
+  const withEnvKey = await restoredState(
+    overridden.backend,
+    "app",
+    `${dir}/envkey.db`,
+    "--encryption-key-file",
+    `${dir}/env.key`,
+  );
+  assert.equal(withEnvKey, "ok 300");
 
   // A missing or malformed key file: exit 2 naming the config file, line and key; nothing uploaded.
   const bare = await freshBackend("file");
@@ -137,5 +159,5 @@ Deno.test("config: compression and encryption-key-file from the file; --compress
     assert.ok(!r.stderr.includes(key), "the key text is never echoed");
   }
   assert.deepEqual(await listKeys(bare), [], "nothing may have been uploaded");
-  await cleanup(dir, plain.backend, flag.backend, sealed.backend, bare);
+  await cleanup(dir, plain.backend, flag.backend, sealed.backend, overridden.backend, bare);
 });
