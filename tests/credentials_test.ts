@@ -15,20 +15,8 @@ import {
 } from "../src/storage/credentials.ts";
 import { containerCredentialsUrl } from "../src/storage/credential_sources.ts";
 import { startCredentialServer } from "./fixtures/credential_server.ts";
-import { bareAwsEnv } from "./fixtures/aws_env.ts";
-import {
-  cleanup,
-  freshBackend,
-  keyTime,
-  listKeys,
-  restoredState,
-  s3Settings,
-  startWatch,
-  tempDir,
-  walsync,
-  WRITER,
-  writer,
-} from "./helpers.ts";
+import { backupWithEnv, bareAwsEnv, watchAcrossExpiries } from "./fixtures/aws_env.ts";
+import { cleanup, s3Settings, tempDir, walsync } from "./helpers.ts";
 
 let s3: ReturnType<typeof s3Settings>;
 let KEY: string;
@@ -46,20 +34,8 @@ function bareEnv(home: string, extra: Record<string, string> = {}): Record<strin
 }
 
 /** Snapshots a database with `env` and lists it; asserts the source logged and no secret shown. */
-async function backupWith(env: Record<string, string>, source: RegExp, extra: string[] = []): Promise<void> {
-  const backend = await freshBackend("s3");
-  const dir = await tempDir();
-  await writer("fill", `${dir}/app.db`, "10");
-  const r = await walsync(["snapshot", `${dir}/app.db`, "-b", backend.url, "-v", ...extra], { env });
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, source);
-  const listed = await walsync(["list", "-b", backend.url, "--json", ...extra], { env });
-  assert.equal(listed.code, 0, listed.stderr);
-  assert.equal(JSON.parse(listed.stdout)[0].name, "app");
-  for (const out of [r.stdout, r.stderr, listed.stdout, listed.stderr]) {
-    assert.ok(!out.includes(SECRET), "the secret must never be printed");
-  }
-  await cleanup(dir, backend);
+function backupWith(env: Record<string, string>, source: RegExp, extra: string[] = []): Promise<void> {
+  return backupWithEnv(env, source, extra, [SECRET]);
 }
 
 Deno.test("credentials: INI files and credential_process command lines are parsed like the AWS CLI", () => {
@@ -317,17 +293,12 @@ Deno.test("container credential URL: the relative URI is on 169.254.170.2 unless
   );
 });
 
-/**
- * Runs watch under a writer for three lifetimes of expiring container credentials, served by a fake
- * endpoint that `endpointEnv(serverUrl)` points walsync at; asserts they were fetched again, that
- * segments were uploaded after the first set expired and that the restore holds the last commit.
- */
+/** A watch across three lifetimes of container credentials from the endpoint `endpointEnv` names. */
 async function refreshedDuringWatch(
   endpointEnv: (serverUrl: string) => Record<string, string>,
 ): Promise<void> {
   rgw();
   const home = await tempDir();
-  const backend = await freshBackend("s3");
   const lifetimeMs = 3000;
   const server = startCredentialServer({
     accessKeyId: KEY,
@@ -335,40 +306,18 @@ async function refreshedDuringWatch(
     token: "tok",
     lifetimeMs,
   });
-  const db = `${home}/app.db`;
   try {
-    await writer("fill", db, "10");
-    const w = await startWatch([db, "-b", backend.url, "--sync-interval", "200ms", "-v"], {
-      ...bareEnv(home, { ...endpointEnv(server.url), AWS_CONTAINER_AUTHORIZATION_TOKEN: "tok" }),
-      NO_COLOR: "1",
+    await watchAcrossExpiries({
+      home,
+      env: bareEnv(home, { ...endpointEnv(server.url), AWS_CONTAINER_AUTHORIZATION_TOKEN: "tok" }),
+      lifetimeMs,
+      issued: server.issued,
+      secret: SECRET,
     });
-    const firstExpiry = Date.now() + lifetimeMs;
-    // A writer for three lifetimes of the credentials.
-    const steady = new Deno.Command("python3", { args: [WRITER, "steady", db, "9", "5"], stdout: "piped" })
-      .output();
-    const last = new TextDecoder().decode((await steady).stdout).trim().split("\n").at(-1)!;
-    await new Promise((r) => setTimeout(r, 1000));
-    const { code, stderr } = await w.stop("SIGINT");
-    assert.equal(code, 0, stderr);
-    assert.ok(
-      server.issued() >= 3,
-      `credentials must have been fetched again (${server.issued()} fetches)\n${stderr}`,
-    );
-    assert.ok(!stderr.includes(SECRET));
-    const lateSegments = (await listKeys(backend)).filter((k) =>
-      k.includes("/wal/") && keyTime(k) > firstExpiry + 1000
-    );
-    assert.ok(
-      lateSegments.length > 0,
-      "segments must have been uploaded after the first credentials expired",
-    );
-    const expected = `ok ${Number(last)}`;
-    const state = await restoredState(backend, "app", `${home}/restored.db`);
-    assert.equal(state, expected);
   } finally {
     await server.close();
   }
-  await cleanup(home, backend);
+  await cleanup(home);
 }
 
 Deno.test("expiring container credentials (full URI) are refreshed during a running watch; uploads go on", () =>
