@@ -30,6 +30,12 @@ const endpointOption = () =>
 const compressionOption = () =>
   new Option("--compression <ALGO>", "compression of new snapshots and segments: zstd or none")
     .choices(["zstd", "none"]).default("zstd").env("WALSYNC_COMPRESSION");
+const levelOption = () =>
+  new Option(
+    "--compression-level <N>",
+    "zstd level of new snapshots and segments: 1 (fastest) to 19 (default 3)",
+  )
+    .env("WALSYNC_COMPRESSION_LEVEL");
 const keyFileOption = () =>
   new Option(
     "--encryption-key-file <PATH>",
@@ -41,6 +47,7 @@ const storeOf = (opts: Record<string, string | undefined>, profile?: string) =>
     endpoint: opts.endpoint,
     profile,
     compression: opts.compression,
+    compressionLevel: opts.compressionLevel,
     encryptionKeyFile: opts.encryptionKeyFile,
   });
 
@@ -91,6 +98,7 @@ export function buildProgram(): Command {
     .addOption(endpointOption())
     .option("--name <NAME>", "name of the database in the backup (default: file name without .db)")
     .addOption(compressionOption())
+    .addOption(levelOption())
     .addOption(keyFileOption())
     .option("--json", "print the result as JSON")
     .action(async (db: string, opts) => {
@@ -119,6 +127,7 @@ export function buildProgram(): Command {
       new Option("-c, --config <FILE>", "YAML config file (url, intervals, dbs: ...)").env("WALSYNC_CONFIG"),
     )
     .addOption(compressionOption())
+    .addOption(levelOption())
     .addOption(keyFileOption())
     .option(
       "--sync-interval <SECS>",
@@ -157,6 +166,7 @@ export function buildProgram(): Command {
         region: s.region,
         profile: global.profile ?? s.profile,
         compression: s.compression,
+        compressionLevel: s.compressionLevel,
         encryptionKeyFile: s.encryptionKeyFile,
         encryptionKey: s.encryptionKey,
       });

@@ -1,9 +1,10 @@
 /**
  * The config file's retention and codec keys take effect (issue #12, docs/design.md §12): a running
  * watch prunes by `retention` every `retention-check-interval`, a database's own `retention` wins
- * over the global one, `--retention` wins over the file; `compression` and `encryption-key-file`
- * decide how objects are stored, `--compression` and WALSYNC_ENCRYPTION_KEY win; a bad key file is
- * an error naming the config file, line and key (exit 2, nothing uploaded, the key never echoed).
+ * over the global one, `--retention` wins over the file; `compression`, `compression-level` and
+ * `encryption-key-file` decide how objects are stored, and `--compression`, `--compression-level`
+ * and WALSYNC_ENCRYPTION_KEY win over them; a bad key file is an error naming the config file, line
+ * and key (exit 2, nothing uploaded, the key never echoed).
  */
 import assert from "node:assert/strict";
 import {
@@ -78,7 +79,7 @@ Deno.test("config: retention from the file prunes in the background; dbs[].reten
   await cleanup(dir, backend, other);
 });
 
-Deno.test("config: compression and encryption-key-file from the file; --compression and WALSYNC_ENCRYPTION_KEY win; bad key files", async () => {
+Deno.test("config: compression, compression-level and encryption-key-file from the file; flags and WALSYNC_ENCRYPTION_KEY win; bad key files", async () => {
   const dir = await tempDir();
   const db = `${dir}/app.db`;
   await writer("fill", db, "300");
@@ -104,6 +105,17 @@ Deno.test("config: compression and encryption-key-file from the file; --compress
   const flag = await watchOnce("compression: none\n", ["--compression", "zstd"]);
   assert.equal(flag.meta.compression, "zstd", "--compression wins over the file");
   assert.ok(Number(flag.meta["stored-length"]) < Number(flag.meta["content-length"]), "really compressed");
+
+  // compression-level: 19 stores fewer bytes than 1; --compression-level wins over the file.
+  const fastest = await watchOnce("compression-level: 1\n");
+  const smallest = await watchOnce("compression-level: 1\n", ["--compression-level", "19"]);
+  const stored = (r: { meta: Record<string, string> }) => Number(r.meta["stored-length"]);
+  assert.equal(fastest.meta["content-length"], smallest.meta["content-length"]);
+  assert.ok(stored(smallest) < stored(fastest), `level 19 ${stored(smallest)} < level 1 ${stored(fastest)}`);
+  assert.equal(await restoredState(smallest.backend, "app", `${dir}/l19.db`), "ok 300");
+  const badLevel = await walsync(["watch", "-c", `${dir}/w.yml`, "--compression-level", "0"]);
+  assert.equal(badLevel.code, 2, badLevel.stderr);
+  assert.match(badLevel.stderr, /invalid --compression-level "0": expected a whole number from 1/);
 
   const sealed = await watchOnce("encryption-key-file: walsync.key\n");
   assert.deepEqual([sealed.meta.compression, sealed.meta.encryption], ["zstd", "aes-256-gcm"]);
@@ -159,5 +171,6 @@ Deno.test("config: compression and encryption-key-file from the file; --compress
     assert.ok(!r.stderr.includes(key), "the key text is never echoed");
   }
   assert.deepEqual(await listKeys(bare), [], "nothing may have been uploaded");
-  await cleanup(dir, plain.backend, flag.backend, sealed.backend, overridden.backend, bare);
+  await cleanup(dir, plain.backend, flag.backend, fastest.backend, smallest.backend, sealed.backend);
+  await cleanup(overridden.backend, bare);
 });

@@ -43,6 +43,7 @@ log-level: debug
 retention: 7d
 retention-check-interval: 30m
 compression: none
+compression-level: 19
 encryption-key-file: keys/walsync.key
 dbs:
   - path: /srv/app.db
@@ -74,17 +75,18 @@ dbs:
   assert.equal(config.retentionMs, 7 * 86_400_000);
   assert.equal(config.retentionCheckIntervalMs, 1_800_000);
   assert.equal(config.compression, "none");
+  assert.equal(config.compressionLevel, 19);
   assert.equal(config.encryptionKeyFile, "/etc/keys/walsync.key", "relative to the config file");
-  assert.equal(config.encryptionKeyAt, "/etc/walsync.yml:17: encryption-key-file");
+  assert.equal(config.encryptionKeyAt, "/etc/walsync.yml:18: encryption-key-file");
   assert.deepEqual(
     config.dbs.map((
       d,
     ) => [d.path, d.name, d.glob, d.snapshotIntervalMs, d.checkpointFrames, d.retentionMs, d.where]),
     [
-      ["/srv/app.db", undefined, false, undefined, undefined, null, "/etc/walsync.yml:19"],
-      ["/srv/tenants/*.db", undefined, true, 604_800_000, undefined, null, "/etc/walsync.yml:21"],
-      ["/etc/billing/main.db", "billing", false, undefined, 500, 90 * 86_400_000, "/etc/walsync.yml:24"],
-      ["/home/x/cost$.db", undefined, false, undefined, undefined, undefined, "/etc/walsync.yml:28"],
+      ["/srv/app.db", undefined, false, undefined, undefined, null, "/etc/walsync.yml:20"],
+      ["/srv/tenants/*.db", undefined, true, 604_800_000, undefined, null, "/etc/walsync.yml:22"],
+      ["/etc/billing/main.db", "billing", false, undefined, 500, 90 * 86_400_000, "/etc/walsync.yml:25"],
+      ["/home/x/cost$.db", undefined, false, undefined, undefined, undefined, "/etc/walsync.yml:29"],
     ],
   );
   // Absent retention stays undefined (the flag or the default decides); a bare number is seconds.
@@ -179,6 +181,10 @@ Deno.test("config: each kind of error names the file, the line and the key", () 
     [
       "url: file:///b\ncompression: 9\ndbs: []\n",
       /^w\.yml:2: compression: expected one of zstd, none, got 9/,
+    ],
+    [
+      "url: file:///b\ncompression-level: 20\ndbs: []\n",
+      /^w\.yml:2: compression-level: expected a zstd level from 1 \(fastest\) to 19 \(smallest\), got "20"/,
     ],
     [
       "url: file:///b\nencryption-key-file: {}\ndbs: []\n",

@@ -12,6 +12,7 @@ import { parseDuration } from "../duration.ts";
 import { validateName } from "../layout.ts";
 import { parseBackupUrl } from "../url.ts";
 import { parseRetention } from "../lifecycle/options.ts";
+import { ZSTD_LEVELS } from "../codec/zstd.ts";
 import { expandVariables, ExpansionError } from "./env.ts";
 import { globBase, isGlob } from "./globs.ts";
 
@@ -52,6 +53,8 @@ export interface WatchConfig {
   retentionCheckIntervalMs?: number;
   /** Compression of new snapshots and segments. */
   compression?: "zstd" | "none";
+  /** zstd level (1 to 19). */
+  compressionLevel?: number;
   /** Absolute path of the encryption key file (relative paths are relative to the config file). */
   encryptionKeyFile?: string;
   /** Where `encryption-key-file` is given, for messages about the key file. */
@@ -65,6 +68,7 @@ type Kind =
   | "duration"
   | "retention"
   | "count"
+  | "level"
   | "url"
   | "address"
   | { oneOf: string[] };
@@ -86,6 +90,7 @@ const GLOBAL_KEYS: Record<string, [keyof WatchConfig, Kind]> = {
   "retention": ["retentionMs", "retention"],
   "retention-check-interval": ["retentionCheckIntervalMs", "duration"],
   "compression": ["compression", { oneOf: ["zstd", "none"] }],
+  "compression-level": ["compressionLevel", "level"],
   "encryption-key-file": ["encryptionKeyFile", "path"],
 };
 
@@ -256,9 +261,11 @@ function convert(
       throw configError(at, `expected ${describe(kind)}, got "${value}"`);
     }
   }
-  if (kind === "count") {
+  if (kind === "count" || kind === "level") {
     const n = typeof value === "boolean" ? NaN : Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw configError(at, `expected ${describe(kind)}, got "${value}"`);
+    if (!Number.isInteger(n) || n <= 0 || (kind === "level" && n > ZSTD_LEVELS.max)) {
+      throw configError(at, `expected ${describe(kind)}, got "${value}"`);
+    }
     return n;
   }
   if (typeof value === "number" && (kind === "string" || kind === "path")) value = String(value); // name: 2024
@@ -290,6 +297,7 @@ function describe(kind: Kind): string {
     url: "a backup URL (s3://bucket[/prefix] or file:///dir)",
     duration: "a duration (500ms, 15s, 5m, 1h, 7d, or seconds)",
     count: "a positive whole number",
+    level: `a zstd level from ${ZSTD_LEVELS.min} (fastest) to ${ZSTD_LEVELS.max} (smallest)`,
     address: "HOST:PORT or :PORT",
   }[kind];
 }

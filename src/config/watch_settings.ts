@@ -42,6 +42,8 @@ export interface WatchSettings {
   retentionMs: number | null;
   retentionCheckIntervalMs: number;
   compression: Compression;
+  /** zstd level: the flag's text (checked by openStore), else the file's, else undefined (default). */
+  compressionLevel?: string | number;
   /** The key file to use (flag); when absent, WALSYNC_ENCRYPTION_KEY, then the file's key. */
   encryptionKeyFile?: string;
   /** The config file's key (`encryption-key-file`), read and checked; used when no flag or env gives one. */
@@ -153,7 +155,8 @@ export async function resolveWatchSettings(
 
 /**
  * Compression and encryption key: `--compression` (or WALSYNC_COMPRESSION) over `compression:`,
- * default zstd; `--encryption-key-file`, then WALSYNC_ENCRYPTION_KEY, then `encryption-key-file:`
+ * default zstd; `--compression-level` (or WALSYNC_COMPRESSION_LEVEL) over `compression-level:`;
+ * `--encryption-key-file`, then WALSYNC_ENCRYPTION_KEY, then `encryption-key-file:`
  * (read here, so that a bad key file is reported with the config file, line and key; exit 2).
  */
 function codecSettings(
@@ -161,14 +164,15 @@ function codecSettings(
   given: (key: string) => boolean,
   config: WatchConfig | undefined,
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
-): Pick<WatchSettings, "compression" | "encryptionKeyFile" | "encryptionKey"> {
+): Pick<WatchSettings, "compression" | "compressionLevel" | "encryptionKeyFile" | "encryptionKey"> {
   const compression =
     (given("compression") ? opts.compression : config?.compression ?? "zstd") as Compression;
+  const compressionLevel = given("compressionLevel") ? opts.compressionLevel : config?.compressionLevel;
   if (given("encryptionKeyFile") || env("WALSYNC_ENCRYPTION_KEY") || !config?.encryptionKeyFile) {
-    return { compression, encryptionKeyFile: opts.encryptionKeyFile };
+    return { compression, compressionLevel, encryptionKeyFile: opts.encryptionKeyFile };
   }
   try {
-    return { compression, encryptionKey: readKeyFile(config.encryptionKeyFile) };
+    return { compression, compressionLevel, encryptionKey: readKeyFile(config.encryptionKeyFile) };
   } catch (e) {
     throw usageError(`${config.encryptionKeyAt}: ${(e as Error).message}`);
   }
