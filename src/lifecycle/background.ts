@@ -42,7 +42,10 @@ export class BackgroundRetention {
     this.#retentionOf = options.retentionOf;
   }
 
-  /** Runs the first pass now, then one per interval. Does nothing when everything is kept. */
+  /**
+   * Runs the first pass now, then one per interval. Does nothing when everything is kept and no
+   * database may have a window of its own (`retentionOf`); a pass skips the databases kept forever.
+   */
   start(): void {
     if ((this.#retentionMs === null && !this.#retentionOf) || this.#stopped) return;
     this.#schedule(0);
