@@ -12,7 +12,7 @@ import { restoreCommand } from "./src/commands/restore.ts";
 import { snapshotCommand } from "./src/commands/snapshot.ts";
 import { formatVerifyReport, verifyCommand } from "./src/commands/verify.ts";
 import { formatPruneResults, pruneCommand } from "./src/commands/prune.ts";
-import { DEFAULT_RETENTION_CHECK_MS, parseInterval, parseRetention } from "./src/lifecycle/options.ts";
+import { parseRetention } from "./src/lifecycle/options.ts";
 import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
 import { resolveWatchSettings } from "./src/config/watch_settings.ts";
 import { operationsHooks } from "./src/metrics/hooks.ts";
@@ -30,6 +30,12 @@ const endpointOption = () =>
 const compressionOption = () =>
   new Option("--compression <ALGO>", "compression of new snapshots and segments: zstd or none")
     .choices(["zstd", "none"]).default("zstd").env("WALSYNC_COMPRESSION");
+const levelOption = () =>
+  new Option(
+    "--compression-level <N>",
+    "zstd level of new snapshots and segments: 1 (fastest) to 19 (default 3)",
+  )
+    .env("WALSYNC_COMPRESSION_LEVEL");
 const keyFileOption = () =>
   new Option(
     "--encryption-key-file <PATH>",
@@ -41,6 +47,7 @@ const storeOf = (opts: Record<string, string | undefined>, profile?: string) =>
     endpoint: opts.endpoint,
     profile,
     compression: opts.compression,
+    compressionLevel: opts.compressionLevel,
     encryptionKeyFile: opts.encryptionKeyFile,
   });
 
@@ -91,6 +98,7 @@ export function buildProgram(): Command {
     .addOption(endpointOption())
     .option("--name <NAME>", "name of the database in the backup (default: file name without .db)")
     .addOption(compressionOption())
+    .addOption(levelOption())
     .addOption(keyFileOption())
     .option("--json", "print the result as JSON")
     .action(async (db: string, opts) => {
@@ -119,6 +127,7 @@ export function buildProgram(): Command {
       new Option("-c, --config <FILE>", "YAML config file (url, intervals, dbs: ...)").env("WALSYNC_CONFIG"),
     )
     .addOption(compressionOption())
+    .addOption(levelOption())
     .addOption(keyFileOption())
     .option(
       "--sync-interval <SECS>",
@@ -156,8 +165,10 @@ export function buildProgram(): Command {
         endpoint: s.endpoint,
         region: s.region,
         profile: global.profile ?? s.profile,
-        compression: opts.compression,
-        encryptionKeyFile: opts.encryptionKeyFile,
+        compression: s.compression,
+        compressionLevel: s.compressionLevel,
+        encryptionKeyFile: s.encryptionKeyFile,
+        encryptionKey: s.encryptionKey,
       });
       const code = await watchCommand(store, s.targets, {
         ...WATCH_DEFAULTS,
@@ -168,12 +179,8 @@ export function buildProgram(): Command {
         concurrency: opts.concurrency === undefined
           ? WATCH_DEFAULTS.concurrency
           : positiveInteger(opts.concurrency, "--concurrency"),
-        retentionMs: parseRetention(opts.retention),
-        retentionCheckIntervalMs: parseInterval(
-          opts.retentionCheckInterval,
-          "--retention-check-interval",
-          DEFAULT_RETENTION_CHECK_MS,
-        ),
+        retentionMs: s.retentionMs,
+        retentionCheckIntervalMs: s.retentionCheckIntervalMs,
         ...operationsHooks(s),
       });
       if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);

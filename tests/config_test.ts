@@ -40,13 +40,21 @@ scan-interval: 15s
 metrics-addr: 0.0.0.0:9090
 log-format: json
 log-level: debug
+retention: 7d
+retention-check-interval: 30m
+compression: none
+compression-level: 19
+encryption-key-file: keys/walsync.key
 dbs:
   - path: /srv/app.db
+    retention: forever
   - path: /srv/tenants/*.db
     snapshot-interval: 7d
+    retention: 0
   - path: billing/main.db
     name: billing
     checkpoint-frames: 500
+    retention: 90d
   - path: \${HOME}/cost$$.db
 `,
     "/etc/walsync.yml",
@@ -64,15 +72,30 @@ dbs:
   assert.equal(config.metricsAddr, "0.0.0.0:9090");
   assert.equal(config.logFormat, "json");
   assert.equal(config.logLevel, "debug");
+  assert.equal(config.retentionMs, 7 * 86_400_000);
+  assert.equal(config.retentionCheckIntervalMs, 1_800_000);
+  assert.equal(config.compression, "none");
+  assert.equal(config.compressionLevel, 19);
+  assert.equal(config.encryptionKeyFile, "/etc/keys/walsync.key", "relative to the config file");
+  assert.equal(config.encryptionKeyAt, "/etc/walsync.yml:18: encryption-key-file");
   assert.deepEqual(
-    config.dbs.map((d) => [d.path, d.name, d.glob, d.snapshotIntervalMs, d.checkpointFrames, d.where]),
+    config.dbs.map((
+      d,
+    ) => [d.path, d.name, d.glob, d.snapshotIntervalMs, d.checkpointFrames, d.retentionMs, d.where]),
     [
-      ["/srv/app.db", undefined, false, undefined, undefined, "/etc/walsync.yml:15"],
-      ["/srv/tenants/*.db", undefined, true, 604_800_000, undefined, "/etc/walsync.yml:16"],
-      ["/etc/billing/main.db", "billing", false, undefined, 500, "/etc/walsync.yml:18"],
-      ["/home/x/cost$.db", undefined, false, undefined, undefined, "/etc/walsync.yml:21"],
+      ["/srv/app.db", undefined, false, undefined, undefined, null, "/etc/walsync.yml:20"],
+      ["/srv/tenants/*.db", undefined, true, 604_800_000, undefined, null, "/etc/walsync.yml:22"],
+      ["/etc/billing/main.db", "billing", false, undefined, 500, 90 * 86_400_000, "/etc/walsync.yml:25"],
+      ["/home/x/cost$.db", undefined, false, undefined, undefined, undefined, "/etc/walsync.yml:29"],
     ],
   );
+  // Absent retention stays undefined (the flag or the default decides); a bare number is seconds.
+  const bare = parseConfig("url: file:///b\nretention: 3600\ndbs:\n  - path: /a.db\n", "w.yml");
+  assert.deepEqual([bare.retentionMs, bare.dbs[0].retentionMs, bare.compression], [
+    3_600_000,
+    undefined,
+    undefined,
+  ]);
   // A bare number is seconds; a numeric name is a name; JSON is YAML too.
   assert.equal(
     parseConfig("url: file:///b\ndbs:\n  - path: /a.db\n    name: 2024\n", "w.yml").dbs[0].name,
@@ -139,6 +162,38 @@ Deno.test("config: each kind of error names the file, the line and the key", () 
     ["", /^w\.yml: the config file is empty/],
     ["url: file:///b\ndbs: /a.db\n", /^w\.yml:2: dbs: expected a list of databases/],
     ["url: file:///b\nregion: true\ndbs: []\n", /^w\.yml:2: region: expected a string, got true/],
+    [
+      "url: file:///b\nretention: soon\ndbs: []\n",
+      /^w\.yml:2: retention: expected a duration \(1h, 7d\.\.\.\), or 0 or forever .*got "soon"/,
+    ],
+    [
+      "url: file:///b\ndbs:\n  - path: /a.db\n    retention: [7d]\n",
+      /^w\.yml:4: dbs\[0\]\.retention: expected a duration/,
+    ],
+    [
+      "url: file:///b\nretention-check-interval: forever\ndbs: []\n",
+      /^w\.yml:2: retention-check-interval: expected a duration .*got "forever"/,
+    ],
+    [
+      "url: file:///b\ncompression: lz4\ndbs: []\n",
+      /^w\.yml:2: compression: expected one of zstd, none, got "lz4"/,
+    ],
+    [
+      "url: file:///b\ncompression: 9\ndbs: []\n",
+      /^w\.yml:2: compression: expected one of zstd, none, got 9/,
+    ],
+    [
+      "url: file:///b\ncompression-level: 20\ndbs: []\n",
+      /^w\.yml:2: compression-level: expected a zstd level from 1 \(fastest\) to 19 \(smallest\), got "20"/,
+    ],
+    [
+      "url: file:///b\nencryption-key-file: {}\ndbs: []\n",
+      /^w\.yml:2: encryption-key-file: expected a file path/,
+    ],
+    [
+      "url: file:///b\ndbs:\n  - path: /a.db\n    compression: none\n",
+      /^w\.yml:4: dbs\[0\]\.compression: unknown key \(known: path, name, snapshot-interval, checkpoint-frames, retention\)/,
+    ],
   ];
   for (const [text, expected] of cases) {
     assert.throws(() => parseConfig(text, "w.yml", noEnv), (e: Error & { exitCode?: number }) => {

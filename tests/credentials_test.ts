@@ -1,8 +1,9 @@
 /**
  * AWS credentials as the AWS CLI finds them (issue #12), each source tested against the real RGW
  * with its keys: environment, profile in the credentials file, config-file profile with
- * endpoint_url and region, credential_process, container endpoint with a token, IMDSv2, and the
- * refresh of expiring container credentials during a running watch. Which source was used is
+ * endpoint_url and region, credential_process, container endpoint with a token (full URI, and
+ * relative URI on WALSYNC_CONTAINER_CREDENTIALS_HOST), IMDSv2, and the refresh of expiring container
+ * credentials during a running watch (full and relative URI). Which source was used is
  * logged at debug level; the secret never appears in the output.
  */
 import assert from "node:assert/strict";
@@ -12,20 +13,10 @@ import {
   parseIni,
   splitCommand,
 } from "../src/storage/credentials.ts";
+import { containerCredentialsUrl } from "../src/storage/credential_sources.ts";
 import { startCredentialServer } from "./fixtures/credential_server.ts";
-import {
-  cleanup,
-  freshBackend,
-  keyTime,
-  listKeys,
-  restoredState,
-  s3Settings,
-  startWatch,
-  tempDir,
-  walsync,
-  WRITER,
-  writer,
-} from "./helpers.ts";
+import { backupWithEnv, bareAwsEnv, watchAcrossExpiries } from "./fixtures/aws_env.ts";
+import { cleanup, s3Settings, tempDir, walsync } from "./helpers.ts";
 
 let s3: ReturnType<typeof s3Settings>;
 let KEY: string;
@@ -39,36 +30,12 @@ function rgw(): void {
 
 /** An environment with no credentials at all: every source has to be set up by the test. */
 function bareEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    HOME: home,
-    AWS_ACCESS_KEY_ID: "",
-    AWS_SECRET_ACCESS_KEY: "",
-    AWS_SESSION_TOKEN: "",
-    AWS_PROFILE: "",
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_REGION: s3.env.AWS_REGION,
-    AWS_EC2_METADATA_DISABLED: "true",
-    AWS_CONTAINER_CREDENTIALS_FULL_URI: "",
-    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "",
-    ...extra,
-  };
+  return bareAwsEnv(home, s3, extra);
 }
 
 /** Snapshots a database with `env` and lists it; asserts the source logged and no secret shown. */
-async function backupWith(env: Record<string, string>, source: RegExp, extra: string[] = []): Promise<void> {
-  const backend = await freshBackend("s3");
-  const dir = await tempDir();
-  await writer("fill", `${dir}/app.db`, "10");
-  const r = await walsync(["snapshot", `${dir}/app.db`, "-b", backend.url, "-v", ...extra], { env });
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, source);
-  const listed = await walsync(["list", "-b", backend.url, "--json", ...extra], { env });
-  assert.equal(listed.code, 0, listed.stderr);
-  assert.equal(JSON.parse(listed.stdout)[0].name, "app");
-  for (const out of [r.stdout, r.stderr, listed.stdout, listed.stderr]) {
-    assert.ok(!out.includes(SECRET), "the secret must never be printed");
-  }
-  await cleanup(dir, backend);
+function backupWith(env: Record<string, string>, source: RegExp, extra: string[] = []): Promise<void> {
+  return backupWithEnv(env, source, extra, [SECRET]);
 }
 
 Deno.test("credentials: INI files and credential_process command lines are parsed like the AWS CLI", () => {
@@ -217,7 +184,7 @@ Deno.test("credentials from credential_process", async () => {
   await cleanup(home);
 });
 
-Deno.test("credentials from the container endpoint (full URI + token) and from IMDSv2", async () => {
+Deno.test("credentials from the container endpoint (full or relative URI + token) and from IMDSv2", async () => {
   rgw();
   const home = await tempDir();
   const server = startCredentialServer({
@@ -243,6 +210,17 @@ Deno.test("credentials from the container endpoint (full URI + token) and from I
       }),
       /AWS credentials from container credential endpoint, valid until /,
     );
+    // AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (ECS), on the host WALSYNC_CONTAINER_CREDENTIALS_HOST names.
+    const before = server.requests.length;
+    await backupWith(
+      bareEnv(home, {
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/container",
+        WALSYNC_CONTAINER_CREDENTIALS_HOST: `${server.url}/`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: "Bearer t0k3n",
+      }),
+      /AWS credentials from container credential endpoint, valid until /,
+    );
+    assert.ok(server.requests.slice(before).includes("GET /container"), "the relative URI was asked");
     // A wrong token is refused by the endpoint: a clear error.
     const denied = await walsync(["list", "-b", `s3://${s3.bucket}/x`], {
       env: bareEnv(home, {
@@ -253,12 +231,12 @@ Deno.test("credentials from the container endpoint (full URI + token) and from I
     assert.equal(denied.code, 5, denied.stderr);
     assert.match(denied.stderr, /container credential endpoint 127\.0\.0\.1:\d+ answered 401/);
 
-    const before = server.requests.length;
+    const beforeImds = server.requests.length;
     await backupWith(
       bareEnv(home, { AWS_EC2_METADATA_DISABLED: "", AWS_EC2_METADATA_SERVICE_ENDPOINT: server.url }),
       /AWS credentials from instance metadata service \(IMDSv2\), valid until /,
     );
-    const imds = server.requests.slice(before);
+    const imds = server.requests.slice(beforeImds);
     assert.deepEqual(imds.slice(0, 3), [
       "PUT /latest/api/token",
       "GET /latest/meta-data/iam/security-credentials/",
@@ -278,10 +256,49 @@ Deno.test("credentials from the container endpoint (full URI + token) and from I
   await cleanup(home);
 });
 
-Deno.test("expiring container credentials are refreshed during a running watch; uploads go on", async () => {
+Deno.test("container credential URL: the relative URI is on 169.254.170.2 unless WALSYNC_CONTAINER_CREDENTIALS_HOST says", () => {
+  const url = (vars: Record<string, string>) => containerCredentialsUrl((name) => vars[name]).href;
+  assert.equal(
+    url({ AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/abc" }),
+    "http://169.254.170.2/v2/credentials/abc",
+  );
+  assert.equal(
+    url({
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/abc",
+      WALSYNC_CONTAINER_CREDENTIALS_HOST: "http://127.0.0.1:8123/",
+    }),
+    "http://127.0.0.1:8123/v2/credentials/abc",
+  );
+  // The full URI wins over the relative one, as in the AWS SDKs.
+  assert.equal(
+    url({
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: "https://creds.example/x",
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/abc",
+    }),
+    "https://creds.example/x",
+  );
+  // The token is sent there: plain http only to a loopback or container address.
+  assert.throws(
+    () =>
+      url({
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/creds",
+        WALSYNC_CONTAINER_CREDENTIALS_HOST: "http://creds.example",
+      }),
+    /WALSYNC_CONTAINER_CREDENTIALS_HOST must use https or a loopback\/container host, not creds\.example/,
+  );
+  assert.throws(
+    () =>
+      url({ AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/c", WALSYNC_CONTAINER_CREDENTIALS_HOST: "nowhere" }),
+    /WALSYNC_CONTAINER_CREDENTIALS_HOST: not a URL: nowhere\/c/,
+  );
+});
+
+/** A watch across three lifetimes of container credentials from the endpoint `endpointEnv` names. */
+async function refreshedDuringWatch(
+  endpointEnv: (serverUrl: string) => Record<string, string>,
+): Promise<void> {
   rgw();
   const home = await tempDir();
-  const backend = await freshBackend("s3");
   const lifetimeMs = 3000;
   const server = startCredentialServer({
     accessKeyId: KEY,
@@ -289,41 +306,25 @@ Deno.test("expiring container credentials are refreshed during a running watch; 
     token: "tok",
     lifetimeMs,
   });
-  const db = `${home}/app.db`;
   try {
-    await writer("fill", db, "10");
-    const w = await startWatch([db, "-b", backend.url, "--sync-interval", "200ms", "-v"], {
-      ...bareEnv(home, {
-        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/container`,
-        AWS_CONTAINER_AUTHORIZATION_TOKEN: "tok",
-      }),
-      NO_COLOR: "1",
+    await watchAcrossExpiries({
+      home,
+      env: bareEnv(home, { ...endpointEnv(server.url), AWS_CONTAINER_AUTHORIZATION_TOKEN: "tok" }),
+      lifetimeMs,
+      issued: server.issued,
+      secret: SECRET,
     });
-    const firstExpiry = Date.now() + lifetimeMs;
-    // A writer for three lifetimes of the credentials.
-    const steady = new Deno.Command("python3", { args: [WRITER, "steady", db, "9", "5"], stdout: "piped" })
-      .output();
-    const last = new TextDecoder().decode((await steady).stdout).trim().split("\n").at(-1)!;
-    await new Promise((r) => setTimeout(r, 1000));
-    const { code, stderr } = await w.stop("SIGINT");
-    assert.equal(code, 0, stderr);
-    assert.ok(
-      server.issued() >= 3,
-      `credentials must have been fetched again (${server.issued()} fetches)\n${stderr}`,
-    );
-    assert.ok(!stderr.includes(SECRET));
-    const lateSegments = (await listKeys(backend)).filter((k) =>
-      k.includes("/wal/") && keyTime(k) > firstExpiry + 1000
-    );
-    assert.ok(
-      lateSegments.length > 0,
-      "segments must have been uploaded after the first credentials expired",
-    );
-    const expected = `ok ${Number(last)}`;
-    const state = await restoredState(backend, "app", `${home}/restored.db`);
-    assert.equal(state, expected);
   } finally {
     await server.close();
   }
-  await cleanup(home, backend);
-});
+  await cleanup(home);
+}
+
+Deno.test("expiring container credentials (full URI) are refreshed during a running watch; uploads go on", () =>
+  refreshedDuringWatch((url) => ({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${url}/container` })));
+
+Deno.test("expiring container credentials (relative URI) are refreshed during a running watch; uploads go on", () =>
+  refreshedDuringWatch((url) => ({
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/container",
+    WALSYNC_CONTAINER_CREDENTIALS_HOST: url,
+  })));

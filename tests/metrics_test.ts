@@ -12,6 +12,8 @@ import {
   cleanup,
   filesEqual,
   freshBackend,
+  keyTime,
+  listKeys,
   s3Settings,
   sleep,
   spawnLines,
@@ -232,18 +234,41 @@ Deno.test("--metrics-addr: a bad address is a usage error; the metrics port in u
   await cleanup(dir, backend);
 });
 
-Deno.test("list shows the age of each database's newest object (human and --json newestAgeSeconds)", async () => {
+Deno.test("list shows the age of each database's newest object, a segment too (human and --json newestAgeSeconds)", async () => {
   const backend = await freshBackend("file");
   const dir = await tempDir();
-  await writer("fill", `${dir}/app.db`, "5");
-  const snap = await walsync(["snapshot", `${dir}/app.db`, "-b", backend.url]);
+  for (const name of ["stale", "live"]) await writer("fill", `${dir}/${name}.db`, "5");
+  const snap = await walsync(["snapshot", `${dir}/stale.db`, "-b", backend.url]);
   assert.equal(snap.code, 0, snap.stderr);
-  await sleep(2100);
+  // live.db: a snapshot when watch starts, then, 2.5 s later, a segment: the segment is its newest object.
+  const w = await startWatch([`${dir}/live.db`, "-b", backend.url, "--sync-interval", "200ms"], {});
+  await sleep(2500);
+  await writer("fill", `${dir}/live.db`, "5");
+  const deadline = Date.now() + 10_000;
+  while (!(await listKeys(backend)).some((k) => k.startsWith("live/") && k.includes("/wal/"))) {
+    assert.ok(Date.now() < deadline, `no segment for live.db:\n${w.stderr()}`);
+    await sleep(50);
+  }
+  const { code, stderr } = await w.stop("SIGINT");
+  assert.equal(code, 0, stderr);
+  await sleep(1000);
   const json = await walsync(["list", "-b", backend.url, "--json"]);
-  const [entry] = JSON.parse(json.stdout);
-  assert.ok(entry.newestAgeSeconds >= 2 && entry.newestAgeSeconds < 60, json.stdout);
+  const ages = Object.fromEntries(
+    JSON.parse(json.stdout).map((
+      d: { name: string; newestAgeSeconds: number },
+    ) => [d.name, d.newestAgeSeconds]),
+  );
+  const now = Date.now();
+  const liveSnapshot = Math.max(
+    ...(await listKeys(backend)).filter((k) => /^live\/.*\/snapshots\/.*\.db$/.test(k)).map(keyTime),
+  );
+  assert.ok(ages.stale >= 3 && ages.stale < 60, json.stdout);
+  assert.ok(ages.live <= 4, `live.db's newest object is its segment: ${json.stdout}`);
+  assert.ok(ages.live < (now - liveSnapshot) / 1000 - 1, "younger than its snapshot");
   const human = await walsync(["list", "-b", backend.url]);
   assert.match(human.stdout, /NEWEST\n/);
-  assert.match(human.stdout, /^app .* \d+s ago$/m);
+  const shown = (name: string) => Number(new RegExp(`^${name} .* (\\d+)s ago$`, "m").exec(human.stdout)?.[1]);
+  assert.ok(shown("stale") >= ages.stale && shown("stale") <= ages.stale + 3, human.stdout);
+  assert.ok(shown("live") <= ages.live + 3, human.stdout);
   await cleanup(dir, backend);
 });

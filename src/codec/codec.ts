@@ -23,6 +23,8 @@ export const AES_GCM = "aes-256-gcm";
 /** The codec configuration of a store: how to write objects, and the key to read them. */
 export interface ObjectCodec {
   compression: Compression;
+  /** zstd level of new objects (src/codec/zstd.ts; default 3); readers do not need it. */
+  level?: number;
   /** Encrypts what is written and decrypts what is read; null: no encryption. */
   key: EncryptionKey | null;
 }

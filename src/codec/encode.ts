@@ -75,7 +75,7 @@ export async function encodeObject(
   let innerSha256: string;
   let dispose = () => Promise.resolve();
   if (codec.compression === "zstd") {
-    const compressed = await compressToStore(hashedPlain(), plain.size);
+    const compressed = await compressToStore(hashedPlain(), plain.size, codec.level);
     inner = compressed.source;
     innerSha256 = compressed.sha256;
     dispose = compressed.dispose;
@@ -120,12 +120,13 @@ export async function encodeObject(
 async function compressToStore(
   input: AsyncIterable<Uint8Array>,
   contentSize: number,
+  level: number | undefined,
 ): Promise<{ source: ByteSource; sha256: string; dispose: () => Promise<void> }> {
   const hash = newSha256();
   if (contentSize <= IN_MEMORY_LIMIT) {
     const parts: Uint8Array[] = [];
     let size = 0;
-    for await (const chunk of zstdCompress(input, contentSize)) {
+    for await (const chunk of zstdCompress(input, contentSize, level)) {
       hash.update(chunk);
       parts.push(chunk);
       size += chunk.byteLength;
@@ -139,7 +140,7 @@ async function compressToStore(
   const dispose = () => Promise.resolve(closeFd(fd));
   try {
     let size = 0;
-    for await (const chunk of zstdCompress(input, contentSize)) {
+    for await (const chunk of zstdCompress(input, contentSize, level)) {
       hash.update(chunk);
       await tempFile(() => {
         for (let off = 0; off < chunk.byteLength;) {

@@ -14,15 +14,17 @@ import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 /** Content bytes per zstd frame (the last one may hold fewer). */
 export const FRAME_SIZE = 1024 * 1024;
 /** zstd level 3 (the library default): SQLite pages compress well at hundreds of MB/s. */
-const LEVEL = 3;
+export const DEFAULT_ZSTD_LEVEL = 3;
+/** The levels walsync accepts (`--compression-level`): 1 (fastest) to 19 (smallest). */
+export const ZSTD_LEVELS = { min: 1, max: 19 } as const;
 const SKIPPABLE_MAGIC = 0x184d2a57;
 const PREFIX_SIZE = 12;
 /** A frame of FRAME_SIZE bytes never compresses to more than this (zstd's bound is ~0.4 % over). */
 const MAX_FRAME = FRAME_SIZE + 64 * 1024;
 
-function compressFrame(content: Uint8Array): Uint8Array {
+function compressFrame(content: Uint8Array, level: number): Uint8Array {
   const frame = zstdCompressSync(content, {
-    params: { [constants.ZSTD_c_compressionLevel]: LEVEL, [constants.ZSTD_c_checksumFlag]: 1 },
+    params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_checksumFlag]: 1 },
   });
   const out = new Uint8Array(PREFIX_SIZE + frame.byteLength);
   const view = new DataView(out.buffer);
@@ -35,11 +37,13 @@ function compressFrame(content: Uint8Array): Uint8Array {
 
 /**
  * Compresses `input` (whose chunks may be reused buffers); the same input gives the same bytes.
- * `sizeHint` (the expected input size) keeps the frame buffer small for small inputs.
+ * `sizeHint` (the expected input size) keeps the frame buffer small for small inputs; `level` is the
+ * zstd level (decompression does not need to know it).
  */
 export async function* zstdCompress(
   input: AsyncIterable<Uint8Array>,
   sizeHint = FRAME_SIZE,
+  level: number = DEFAULT_ZSTD_LEVEL,
 ): AsyncGenerator<Uint8Array> {
   let buffer = new Uint8Array(Math.max(1, Math.min(FRAME_SIZE, sizeHint)));
   let filled = 0;
@@ -55,12 +59,12 @@ export async function* zstdCompress(
       filled += take;
       offset += take;
       if (filled === FRAME_SIZE) {
-        yield compressFrame(buffer);
+        yield compressFrame(buffer, level);
         filled = 0;
       }
     }
   }
-  if (filled > 0) yield compressFrame(buffer.subarray(0, filled));
+  if (filled > 0) yield compressFrame(buffer.subarray(0, filled), level);
 }
 
 /** Malformed compressed data. */

@@ -53,7 +53,10 @@ export async function watchCommand(
     options,
     (replica, error) => ops?.synced(replica, error),
   );
-  const retention = new BackgroundRetention(store, () => scheduler.loops.map((l) => l.name), options);
+  const retention = new BackgroundRetention(store, () => scheduler.loops.map((l) => l.name), {
+    ...options,
+    retentionOf: (name) => scheduler.loops.find((l) => l.name === name)?.target.retentionMs,
+  });
   let signalled = false;
   const onSignal = (signal: Deno.Signal) => () => {
     if (signalled) {

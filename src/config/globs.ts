@@ -96,7 +96,14 @@ function targetOf(db: DatabaseConfig, path: string): ConfiguredTarget {
   if (db.snapshotIntervalMs !== undefined) overrides.snapshotIntervalMs = db.snapshotIntervalMs;
   if (db.checkpointFrames !== undefined) overrides.checkpointFrames = db.checkpointFrames;
   // SQLite keeps the WAL beside the real file: read there; the default name comes from the path given.
-  return { path: realDatabasePath(path), given: path, name: db.name ?? defaultName(path), overrides };
+  const target: ConfiguredTarget = {
+    path: realDatabasePath(path),
+    given: path,
+    name: db.name ?? defaultName(path),
+    overrides,
+  };
+  if (db.retentionMs !== undefined) target.retentionMs = db.retentionMs;
+  return target;
 }
 
 /**

@@ -11,6 +11,8 @@ import { usageError, type WalsyncError } from "../errors.ts";
 import { parseDuration } from "../duration.ts";
 import { validateName } from "../layout.ts";
 import { parseBackupUrl } from "../url.ts";
+import { parseRetention } from "../lifecycle/options.ts";
+import { ZSTD_LEVELS } from "../codec/zstd.ts";
 import { expandVariables, ExpansionError } from "./env.ts";
 import { globBase, isGlob } from "./globs.ts";
 
@@ -26,6 +28,8 @@ export interface DatabaseConfig {
   /** Per-database overrides. */
   snapshotIntervalMs?: number;
   checkpointFrames?: number;
+  /** Retention window of this database (ms); null keeps everything (docs/design.md §12). */
+  retentionMs?: number | null;
 }
 
 /** The parsed file. Absent keys stay undefined: flags and defaults fill them in. */
@@ -44,10 +48,30 @@ export interface WatchConfig {
   metricsAddr?: string;
   logFormat?: "human" | "json";
   logLevel?: "debug" | "info" | "warn" | "error";
+  /** Retention window (ms); null keeps everything. */
+  retentionMs?: number | null;
+  retentionCheckIntervalMs?: number;
+  /** Compression of new snapshots and segments. */
+  compression?: "zstd" | "none";
+  /** zstd level (1 to 19). */
+  compressionLevel?: number;
+  /** Absolute path of the encryption key file (relative paths are relative to the config file). */
+  encryptionKeyFile?: string;
+  /** Where `encryption-key-file` is given, for messages about the key file. */
+  encryptionKeyAt?: string;
   dbs: DatabaseConfig[];
 }
 
-type Kind = "string" | "duration" | "count" | "url" | "address" | { oneOf: string[] };
+type Kind =
+  | "string"
+  | "path"
+  | "duration"
+  | "retention"
+  | "count"
+  | "level"
+  | "url"
+  | "address"
+  | { oneOf: string[] };
 
 /** Top-level keys: config key → field and type. */
 const GLOBAL_KEYS: Record<string, [keyof WatchConfig, Kind]> = {
@@ -63,6 +87,11 @@ const GLOBAL_KEYS: Record<string, [keyof WatchConfig, Kind]> = {
   "metrics-addr": ["metricsAddr", "address"],
   "log-format": ["logFormat", { oneOf: ["human", "json"] }],
   "log-level": ["logLevel", { oneOf: ["debug", "info", "warn", "error"] }],
+  "retention": ["retentionMs", "retention"],
+  "retention-check-interval": ["retentionCheckIntervalMs", "duration"],
+  "compression": ["compression", { oneOf: ["zstd", "none"] }],
+  "compression-level": ["compressionLevel", "level"],
+  "encryption-key-file": ["encryptionKeyFile", "path"],
 };
 
 /** Keys of one `dbs:` entry. */
@@ -71,6 +100,7 @@ const DB_KEYS: Record<string, [keyof DatabaseConfig, Kind]> = {
   "name": ["name", "string"],
   "snapshot-interval": ["snapshotIntervalMs", "duration"],
   "checkpoint-frames": ["checkpointFrames", "count"],
+  "retention": ["retentionMs", "retention"],
 };
 
 /** Where a value is, for messages. */
@@ -141,7 +171,10 @@ export function parseConfig(
     if (!spec) {
       throw configError(at, `unknown key (known: ${[...Object.keys(GLOBAL_KEYS), "dbs"].join(", ")})`);
     }
-    (config as unknown as Record<string, unknown>)[spec[0]] = convert(value, spec[1], at, env);
+    let converted = convert(value, spec[1], at, env);
+    if (spec[1] === "path") converted = resolve(base, converted as string);
+    if (key === "encryption-key-file") config.encryptionKeyAt = `${file}:${at.line}: ${key}`;
+    (config as unknown as Record<string, unknown>)[spec[0]] = converted;
   }
   if (!dbsSeen) throw usageError(`${file}: no databases: add a "dbs:" list (- path: /srv/app.db)`);
   checkNames(config.dbs);
@@ -221,12 +254,21 @@ function convert(
     if (ms === null) throw configError(at, `expected ${describe(kind)}, got "${value}"`);
     return ms;
   }
-  if (kind === "count") {
+  if (kind === "retention") {
+    try {
+      return typeof value === "boolean" ? parseRetention("?") : parseRetention(String(value));
+    } catch {
+      throw configError(at, `expected ${describe(kind)}, got "${value}"`);
+    }
+  }
+  if (kind === "count" || kind === "level") {
     const n = typeof value === "boolean" ? NaN : Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw configError(at, `expected ${describe(kind)}, got "${value}"`);
+    if (!Number.isInteger(n) || n <= 0 || (kind === "level" && n > ZSTD_LEVELS.max)) {
+      throw configError(at, `expected ${describe(kind)}, got "${value}"`);
+    }
     return n;
   }
-  if (typeof value === "number" && kind === "string") value = String(value); // name: 2024
+  if (typeof value === "number" && (kind === "string" || kind === "path")) value = String(value); // name: 2024
   if (typeof value !== "string" || value === "") {
     throw configError(at, `expected ${describe(kind)}, got ${JSON.stringify(value)}`);
   }
@@ -250,9 +292,12 @@ function describe(kind: Kind): string {
   if (typeof kind === "object") return `one of ${kind.oneOf.join(", ")}`;
   return {
     string: "a string",
+    path: "a file path",
+    retention: "a duration (1h, 7d...), or 0 or forever to keep everything",
     url: "a backup URL (s3://bucket[/prefix] or file:///dir)",
     duration: "a duration (500ms, 15s, 5m, 1h, 7d, or seconds)",
     count: "a positive whole number",
+    level: `a zstd level from ${ZSTD_LEVELS.min} (fastest) to ${ZSTD_LEVELS.max} (smallest)`,
     address: "HOST:PORT or :PORT",
   }[kind];
 }

@@ -6,6 +6,14 @@
  */
 import { usageError } from "../errors.ts";
 import { parseDuration } from "../duration.ts";
+import type { Compression } from "../codec/codec.ts";
+import { type EncryptionKey, readKeyFile } from "../codec/key.ts";
+import {
+  DEFAULT_RETENTION_CHECK_MS,
+  DEFAULT_RETENTION_MS,
+  parseInterval,
+  parseRetention,
+} from "../lifecycle/options.ts";
 import type { LogFormat, LogLevel } from "../log.ts";
 import { parseTargets } from "../watch/targets.ts";
 import { type ConfiguredTarget, expandTargets } from "./globs.ts";
@@ -30,6 +38,16 @@ export interface WatchSettings {
   metricsAddr?: { hostname: string; port: number };
   logFormat?: LogFormat;
   logLevel?: LogLevel;
+  /** Retention window (ms); null keeps everything. Per-database values are on the targets. */
+  retentionMs: number | null;
+  retentionCheckIntervalMs: number;
+  compression: Compression;
+  /** zstd level: the flag's text (checked by openStore), else the file's, else undefined (default). */
+  compressionLevel?: string | number;
+  /** The key file to use (flag); when absent, WALSYNC_ENCRYPTION_KEY, then the file's key. */
+  encryptionKeyFile?: string;
+  /** The config file's key (`encryption-key-file`), read and checked; used when no flag or env gives one. */
+  encryptionKey?: EncryptionKey;
 }
 
 /** Defaults when neither a flag nor the file sets a value. */
@@ -89,6 +107,15 @@ export async function resolveWatchSettings(
     if (!metricsAddr) throw usageError(`invalid --metrics-addr "${addr}": expected HOST:PORT or :PORT`);
   }
   return {
+    ...codecSettings(opts, given, config),
+    retentionMs: given("retention")
+      ? parseRetention(opts.retention)
+      : config?.retentionMs !== undefined
+      ? config.retentionMs
+      : DEFAULT_RETENTION_MS,
+    retentionCheckIntervalMs: given("retentionCheckInterval")
+      ? parseInterval(opts.retentionCheckInterval, "--retention-check-interval", DEFAULT_RETENTION_CHECK_MS)
+      : config?.retentionCheckIntervalMs ?? DEFAULT_RETENTION_CHECK_MS,
     url,
     endpoint: given("endpoint") ? opts.endpoint : config?.endpoint,
     region: config?.region,
@@ -124,4 +151,29 @@ export async function resolveWatchSettings(
     logFormat: config?.logFormat,
     logLevel: config?.logLevel,
   };
+}
+
+/**
+ * Compression and encryption key: `--compression` (or WALSYNC_COMPRESSION) over `compression:`,
+ * default zstd; `--compression-level` (or WALSYNC_COMPRESSION_LEVEL) over `compression-level:`;
+ * `--encryption-key-file`, then WALSYNC_ENCRYPTION_KEY, then `encryption-key-file:`
+ * (read here, so that a bad key file is reported with the config file, line and key; exit 2).
+ */
+function codecSettings(
+  opts: Record<string, string | undefined>,
+  given: (key: string) => boolean,
+  config: WatchConfig | undefined,
+  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+): Pick<WatchSettings, "compression" | "compressionLevel" | "encryptionKeyFile" | "encryptionKey"> {
+  const compression =
+    (given("compression") ? opts.compression : config?.compression ?? "zstd") as Compression;
+  const compressionLevel = given("compressionLevel") ? opts.compressionLevel : config?.compressionLevel;
+  if (given("encryptionKeyFile") || env("WALSYNC_ENCRYPTION_KEY") || !config?.encryptionKeyFile) {
+    return { compression, compressionLevel, encryptionKeyFile: opts.encryptionKeyFile };
+  }
+  try {
+    return { compression, compressionLevel, encryptionKey: readKeyFile(config.encryptionKeyFile) };
+  } catch (e) {
+    throw usageError(`${config.encryptionKeyAt}: ${(e as Error).message}`);
+  }
 }

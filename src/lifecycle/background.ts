@@ -18,12 +18,18 @@ export interface RetentionOptions {
   retentionMs?: number | null;
   /** Time between two passes (ms). Default 1 h. */
   retentionCheckIntervalMs?: number;
+  /**
+   * A database's own window (config file `dbs[].retention`, docs/design.md §12): ms, null to keep
+   * everything, undefined for the window above.
+   */
+  retentionOf?: (name: string) => number | null | undefined;
 }
 
 /** Applies retention to `names()` every check interval until stopped. */
 export class BackgroundRetention {
   readonly #retentionMs: number | null;
   readonly #intervalMs: number;
+  readonly #retentionOf?: (name: string) => number | null | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #pass: Promise<void> | null = null;
   #stopped = false;
@@ -33,11 +39,15 @@ export class BackgroundRetention {
   constructor(readonly store: Store, readonly names: () => string[], options: RetentionOptions = {}) {
     this.#retentionMs = options.retentionMs === undefined ? DEFAULT_RETENTION_MS : options.retentionMs;
     this.#intervalMs = options.retentionCheckIntervalMs ?? DEFAULT_RETENTION_CHECK_MS;
+    this.#retentionOf = options.retentionOf;
   }
 
-  /** Runs the first pass now, then one per interval. Does nothing when everything is kept. */
+  /**
+   * Runs the first pass now, then one per interval. Does nothing when everything is kept and no
+   * database may have a window of its own (`retentionOf`); a pass skips the databases kept forever.
+   */
   start(): void {
-    if (this.#retentionMs === null || this.#stopped) return;
+    if ((this.#retentionMs === null && !this.#retentionOf) || this.#stopped) return;
     this.#schedule(0);
   }
 
@@ -53,8 +63,11 @@ export class BackgroundRetention {
   async #run(): Promise<void> {
     for (const name of this.names()) {
       if (this.#stopped) return;
+      const own = this.#retentionOf?.(name);
+      const retentionMs = own === undefined ? this.#retentionMs : own;
+      if (retentionMs === null) continue;
       try {
-        await enforceRetention(this.store, name, Date.now() - this.#retentionMs!);
+        await enforceRetention(this.store, name, Date.now() - retentionMs);
       } catch (e) {
         // Nothing stored yet is normal right after the first start; anything else is retried next pass.
         if (e instanceof WalsyncError && e.exitCode === 3) continue;

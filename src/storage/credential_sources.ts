@@ -102,24 +102,46 @@ export async function runCredentialProcess(command: string, profile: string): Pr
   return fromJson(json, what);
 }
 
-export async function containerCredentials(env: Env): Promise<Credentials> {
+/**
+ * The container credential endpoint's URL: `AWS_CONTAINER_CREDENTIALS_FULL_URI`, else
+ * `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` on the ECS agent's address (http://169.254.170.2), or on
+ * `WALSYNC_CONTAINER_CREDENTIALS_HOST` when set (a walsync setting, not an AWS one: for tests, which
+ * cannot bind that address, and platforms that serve the endpoint elsewhere). Either must be https or
+ * a loopback/container host, since the authorization token is sent to it (docs/design.md §12).
+ */
+export function containerCredentialsUrl(env: Env): URL {
   const full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-  const url = full || ECS_HOST + env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-  const parsed = new URL(url);
-  const loopback =
-    /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost|169\.254\.170\.2|169\.254\.170\.23|\[fd00:ec2::23\])$/;
-  if (full && parsed.protocol === "http:" && !loopback.test(parsed.hostname)) {
+  const host = env("WALSYNC_CONTAINER_CREDENTIALS_HOST");
+  const [variable, url] = full ? ["AWS_CONTAINER_CREDENTIALS_FULL_URI", full] : [
+    "WALSYNC_CONTAINER_CREDENTIALS_HOST",
+    (host || ECS_HOST).replace(/\/+$/, "") +
+    env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+  ];
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
     throw usageError(
-      `AWS_CONTAINER_CREDENTIALS_FULL_URI must use https or a loopback/container host, not ${parsed.host}`,
+      `${full || host ? variable : "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"}: not a URL: ${url}`,
     );
   }
+  const loopback =
+    /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost|169\.254\.170\.2|169\.254\.170\.23|\[fd00:ec2::23\])$/;
+  if ((full || host) && parsed.protocol === "http:" && !loopback.test(parsed.hostname)) {
+    throw usageError(`${variable} must use https or a loopback/container host, not ${parsed.host}`);
+  }
+  return parsed;
+}
+
+export async function containerCredentials(env: Env): Promise<Credentials> {
+  const parsed = containerCredentialsUrl(env);
   const headers: Record<string, string> = {};
   const tokenFile = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
   const token = tokenFile
     ? Deno.readTextFileSync(tokenFile).trim()
     : env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
   if (token) headers.authorization = token;
-  const response = await fetchWithTimeout(url, { headers });
+  const response = await fetchWithTimeout(parsed.href, { headers });
   if (!response.ok) {
     await response.body?.cancel();
     throw new WalsyncError(`container credential endpoint ${parsed.host} answered ${response.status}`);

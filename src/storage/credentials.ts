@@ -5,7 +5,8 @@
  *    is named with `--profile` (an explicit choice wins, as with the AWS CLI);
  * 2. the profile (`--profile`, `AWS_PROFILE`, else `default`) in the shared credentials file
  *    (`~/.aws/credentials`, `AWS_SHARED_CREDENTIALS_FILE`) and the config file (`~/.aws/config`,
- *    `AWS_CONFIG_FILE`): static keys, or `credential_process`;
+ *    `AWS_CONFIG_FILE`): `role_arn` (STS AssumeRole, with `source_profile` or `credential_source`),
+ *    static keys, or `credential_process`;
  * 3. the container endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` or `_RELATIVE_URI`, with
  *    `AWS_CONTAINER_AUTHORIZATION_TOKEN` or `_TOKEN_FILE`);
  * 4. the instance metadata service, IMDSv2 (`AWS_EC2_METADATA_SERVICE_ENDPOINT`; off with
@@ -20,6 +21,7 @@ import { usageError, WalsyncError } from "../errors.ts";
 import * as log from "../log.ts";
 import { addSecret } from "../redact.ts";
 import { containerCredentials, imdsCredentials, runCredentialProcess } from "./credential_sources.ts";
+import { assumeRole, type RoleRequest } from "./assume_role.ts";
 
 export { splitCommand } from "./credential_sources.ts";
 
@@ -106,28 +108,83 @@ interface Source {
   fetch: () => Promise<Credentials>;
 }
 
+/** `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`), or null when unset. */
+function environmentSource(env: Env): Source | null {
+  const id = env("AWS_ACCESS_KEY_ID");
+  const secret = env("AWS_SECRET_ACCESS_KEY");
+  if (!id || !secret) return null;
+  const credentials = {
+    accessKeyId: id,
+    secretAccessKey: secret,
+    sessionToken: env("AWS_SESSION_TOKEN") || undefined,
+  };
+  return { name: "environment variables", fetch: () => Promise.resolve(credentials) };
+}
+
+const containerSource = (env: Env): Source => ({
+  name: "container credential endpoint",
+  fetch: () => containerCredentials(env),
+});
+const imdsSource = (env: Env): Source => ({
+  name: "instance metadata service (IMDSv2)",
+  fetch: () => imdsCredentials(env),
+});
+
 /**
  * Finds the source the AWS CLI would use (without contacting any endpoint yet). Returns null when
  * there is none but the instance metadata service, which is then tried last.
  */
 function chooseSource(profile: string | undefined, env: Env): Source | null {
   if (!profile) {
-    const id = env("AWS_ACCESS_KEY_ID");
-    const secret = env("AWS_SECRET_ACCESS_KEY");
-    if (id && secret) {
-      const credentials = {
-        accessKeyId: id,
-        secretAccessKey: secret,
-        sessionToken: env("AWS_SESSION_TOKEN") || undefined,
-      };
-      return { name: "environment variables", fetch: () => Promise.resolve(credentials) };
-    }
+    const fromEnvironment = environmentSource(env);
+    if (fromEnvironment) return fromEnvironment;
   }
   const name = profile || env("AWS_PROFILE") || "default";
   const { values, found, files } = readProfile(name, env);
   if (!found && (profile || env("AWS_PROFILE"))) {
     throw usageError(`AWS profile "${name}" not found in ${files.join(" or ")}`);
   }
+  const own = profileSource(name, values, env, [name]);
+  if (own) return own;
+  if (env("AWS_ROLE_ARN") && env("AWS_WEB_IDENTITY_TOKEN_FILE")) {
+    // The AWS CLI would assume this role: going on with the container or instance role would back
+    // up with other credentials than the operator chose.
+    throw usageError(
+      "AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE are set (assume-role with web identity), which walsync " +
+        "does not support: give the credentials another way (environment variables, credential_process)",
+    );
+  }
+  if (env("AWS_CONTAINER_CREDENTIALS_FULL_URI") || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
+    return containerSource(env);
+  }
+  if ((env("AWS_EC2_METADATA_DISABLED") ?? "").toLowerCase() === "true") return null;
+  return imdsSource(env);
+}
+
+/**
+ * The credentials a profile itself gives, in the AWS CLI's order: `role_arn` (AssumeRole), static
+ * keys, `credential_process`; null when it has none. SSO and web identity profiles are a usage
+ * error: the AWS CLI would use them, so silently going on with other credentials would back up
+ * with credentials the operator did not choose. `chain` lists the profiles followed so far.
+ */
+function profileSource(
+  name: string,
+  values: Record<string, string>,
+  env: Env,
+  chain: string[],
+): Source | null {
+  const workaround = "give the credentials another way (environment variables, or a profile with " +
+    `credential_process = aws configure export-credentials --profile ${name} --format process)`;
+  if (values.sso_session || values.sso_start_url) {
+    throw usageError(`AWS profile "${name}" uses AWS SSO, which walsync does not support: ${workaround}`);
+  }
+  if (values.web_identity_token_file) {
+    throw usageError(
+      `AWS profile "${name}" uses web_identity_token_file (assume-role with web identity), which walsync ` +
+        `does not support: ${workaround}`,
+    );
+  }
+  if (values.role_arn) return roleSource(name, values, env, chain, workaround);
   if (values.aws_access_key_id && values.aws_secret_access_key) {
     const credentials = {
       accessKeyId: values.aws_access_key_id,
@@ -143,14 +200,73 @@ function chooseSource(profile: string | undefined, env: Env): Source | null {
       fetch: () => runCredentialProcess(command, name),
     };
   }
-  if (found && (profile || env("AWS_PROFILE")) && Object.keys(values).some((k) => k.startsWith("role_arn"))) {
-    throw usageError(`AWS profile "${name}" uses role_arn (assume-role), which walsync does not support yet`);
+  return null;
+}
+
+/**
+ * A `role_arn` profile: its source (`source_profile`, followed like the AWS CLI, or
+ * `credential_source` Environment / EcsContainer / Ec2InstanceMetadata) signs an STS AssumeRole
+ * (src/storage/assume_role.ts) each time the role's credentials are due. Anything missing or
+ * unsupported (`mfa_serial`) is a usage error naming the profile.
+ */
+function roleSource(
+  name: string,
+  values: Record<string, string>,
+  env: Env,
+  chain: string[],
+  workaround: string,
+): Source {
+  const fail = (why: string) => usageError(`AWS profile "${name}" (role_arn): ${why}`);
+  if (values.mfa_serial) {
+    throw fail(`mfa_serial needs an MFA code at every refresh, which walsync cannot ask for: ${workaround}`);
   }
-  if (env("AWS_CONTAINER_CREDENTIALS_FULL_URI") || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
-    return { name: "container credential endpoint", fetch: () => containerCredentials(env) };
+  if (values.source_profile && values.credential_source) {
+    throw fail("give source_profile or credential_source, not both");
   }
-  if ((env("AWS_EC2_METADATA_DISABLED") ?? "").toLowerCase() === "true") return null;
-  return { name: "instance metadata service (IMDSv2)", fetch: () => imdsCredentials(env) };
+  let base: Source | null;
+  if (values.source_profile) {
+    const sourceName = values.source_profile;
+    const source = readProfile(sourceName, env);
+    if (!source.found) throw fail(`source_profile "${sourceName}" not found in ${source.files.join(" or ")}`);
+    if (sourceName === name) {
+      // A profile that is its own source assumes the role with its own keys (as the AWS CLI does).
+      base = profileSource(name, { ...values, role_arn: "" }, env, chain);
+    } else if (chain.includes(sourceName)) {
+      throw fail(`source_profile loop: ${[...chain, sourceName].join(" -> ")}`);
+    } else base = profileSource(sourceName, source.values, env, [...chain, sourceName]);
+    if (!base) {
+      throw fail(`source_profile "${sourceName}" has no credentials (keys, credential_process, role_arn)`);
+    }
+  } else if (values.credential_source === "Environment") {
+    base = environmentSource(env);
+    if (!base) {
+      throw fail("credential_source = Environment, but AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are unset");
+    }
+  } else if (values.credential_source === "EcsContainer") base = containerSource(env);
+  else if (values.credential_source === "Ec2InstanceMetadata") base = imdsSource(env);
+  else if (values.credential_source) {
+    throw fail(
+      `unknown credential_source "${values.credential_source}" (Environment, EcsContainer or Ec2InstanceMetadata)`,
+    );
+  } else throw fail("neither source_profile nor credential_source says which credentials assume the role");
+  const duration = values.duration_seconds ? Number(values.duration_seconds) : undefined;
+  if (duration !== undefined && !(Number.isInteger(duration) && duration >= 900 && duration <= 43_200)) {
+    throw fail(`duration_seconds "${values.duration_seconds}" is not a whole number from 900 to 43200`);
+  }
+  const request: RoleRequest = {
+    profile: name,
+    roleArn: values.role_arn,
+    sessionName: values.role_session_name || undefined,
+    externalId: values.external_id || undefined,
+    durationSeconds: duration,
+    region: env("AWS_REGION") || env("AWS_DEFAULT_REGION") || values.region || "us-east-1",
+    endpointUrl: values.endpoint_url || undefined,
+  };
+  const from = base;
+  return {
+    name: `role ${values.role_arn} of profile ${name} (assumed with ${from.name})`,
+    fetch: async () => assumeRole(request, await from.fetch(), env),
+  };
 }
 
 /** The error when no source has credentials (exit 2, as a missing setting). */

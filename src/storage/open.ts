@@ -4,7 +4,8 @@
  * @module
  */
 import { type Compression, COMPRESSIONS } from "../codec/codec.ts";
-import { loadEncryptionKey } from "../codec/key.ts";
+import { type EncryptionKey, loadEncryptionKey } from "../codec/key.ts";
+import { DEFAULT_ZSTD_LEVEL, ZSTD_LEVELS } from "../codec/zstd.ts";
 import { usageError } from "../errors.ts";
 import { parseBackupUrl } from "../url.ts";
 import { FileStore } from "./file.ts";
@@ -29,8 +30,12 @@ export interface StoreOptions {
   retry?: RetryPolicy;
   /** Compression of new snapshots and segments: "zstd" (default) or "none". */
   compression?: string;
+  /** zstd level of new snapshots and segments, 1 to 19 (default 3). */
+  compressionLevel?: string | number;
   /** File holding the encryption key; overrides WALSYNC_ENCRYPTION_KEY. */
   encryptionKeyFile?: string;
+  /** A key already read (the config file's); used when neither the file above nor the variable gives one. */
+  encryptionKey?: EncryptionKey;
 }
 
 /**
@@ -38,9 +43,10 @@ export interface StoreOptions {
  * Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), the
  * endpoint from `--endpoint` or AWS_ENDPOINT_URL_S3, the region from AWS_REGION (default us-east-1),
  * the per-request timeout from WALSYNC_S3_TIMEOUT_MS (default 30 s). S3 calls are retried with
- * backoff when they fail transiently. The codec: zstd unless `compression` is "none"; encryption
- * when a key is given (`encryptionKeyFile`, else WALSYNC_ENCRYPTION_KEY).
- * @throws WalsyncError (usage) for an unknown compression or a bad key.
+ * backoff when they fail transiently. The codec: zstd (at `compressionLevel`) unless `compression` is
+ * "none"; encryption when a key is given (`encryptionKeyFile`, else WALSYNC_ENCRYPTION_KEY, else
+ * `encryptionKey`).
+ * @throws WalsyncError (usage) for an unknown compression or level, or a bad key.
  */
 export function openStore(url: string, options: StoreOptions = {}): Store {
   const env = options.env ?? ((name: string) => Deno.env.get(name));
@@ -48,10 +54,24 @@ export function openStore(url: string, options: StoreOptions = {}): Store {
   if (!COMPRESSIONS.includes(compression)) {
     throw usageError(`invalid --compression "${options.compression}": expected ${COMPRESSIONS.join(" or ")}`);
   }
-  const key = loadEncryptionKey(options.encryptionKeyFile, env);
+  const level = compressionLevel(options.compressionLevel);
+  const key = loadEncryptionKey(options.encryptionKeyFile, env) ?? options.encryptionKey ?? null;
   const store = openBackend(url, options, env);
-  store.codec = { compression, key };
+  store.codec = { compression, key, level };
   return store;
+}
+
+/** Checks `--compression-level` (or WALSYNC_COMPRESSION_LEVEL); the default when absent. */
+export function compressionLevel(text: string | number | undefined): number {
+  if (text === undefined || text === "") return DEFAULT_ZSTD_LEVEL;
+  const level = Number(text);
+  if (!Number.isInteger(level) || level < ZSTD_LEVELS.min || level > ZSTD_LEVELS.max) {
+    throw usageError(
+      `invalid --compression-level "${text}": expected a whole number from ${ZSTD_LEVELS.min} (fastest) to ` +
+        `${ZSTD_LEVELS.max} (smallest)`,
+    );
+  }
+  return level;
 }
 
 function openBackend(url: string, options: StoreOptions, env: (name: string) => string | undefined): Store {

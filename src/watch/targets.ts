@@ -17,6 +17,8 @@ export interface WatchTarget {
   name: string;
   /** Per-database settings from the config file. */
   overrides?: Partial<ReplicaOptions>;
+  /** Per-database retention window from the config file (ms); null keeps everything. */
+  retentionMs?: number | null;
   /** The path as the user gave it (absolute); the default name comes from it. */
   given: string;
 }
