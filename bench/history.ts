@@ -2,8 +2,9 @@
  * Scale over history: does anything grow with the number of stored segments? Generates a file://
  * store with 10^3, 10^4 and 2·10^5 segments of one small database (real WAL frames with valid
  * salts and checksum chain, one single-frame commit per segment, written straight into the store's
- * layout: cheap), then runs `list`, `verify --quick`, a latest restore and a point-in-time restore
- * (in the middle of the history) as separate processes, reporting each one's time and peak RSS.
+ * layout: cheap), then runs `list`, `verify --quick`, a latest restore, a point-in-time restore
+ * (in the middle of the history) and a `watch` start as separate processes, reporting each one's time
+ * and peak RSS.
  *
  * usage: deno run -A bench/history.ts [SIZES...]   (default: 1000 10000 200000)
  * @module
@@ -129,6 +130,47 @@ async function measure(args: string[]): Promise<{ seconds: number; mb: number; c
   return { seconds, mb: kb / 1024, code: out.code };
 }
 
+/**
+ * Starts `watch` on a small database named like the generated one, against the generated store, and
+ * stops it once it has decided how to go on (the generated chain cannot continue into this WAL, so it
+ * starts a new generation after reading the history). Returns the seconds to that point and the peak
+ * RSS (VmHWM) just before the stop.
+ */
+async function measureWatchStart(
+  url: string,
+  root: string,
+): Promise<{ seconds: number; mb: number; code: number }> {
+  const db = `${root}/${NAME}.db`;
+  const sqlite = new DatabaseSync(db);
+  sqlite.exec("PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t VALUES (1);");
+  sqlite.close();
+  const start = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "watch", db, "-b", url],
+    env: { NO_COLOR: "1" },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let seconds = NaN;
+  let mb = NaN;
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+    if (/starting generation|continuing generation/.test(text) && Number.isNaN(seconds)) {
+      seconds = (performance.now() - start) / 1000;
+      const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
+      mb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1]) / 1024;
+      child.kill("SIGINT");
+    }
+  }
+  const { code } = await child.status;
+  if (code !== 0) console.error(`walsync watch exited ${code}: ${text.slice(-400)}`);
+  return { seconds, mb, code };
+}
+
 if (import.meta.main) {
   const sizes = Deno.args.length ? Deno.args.map(Number) : [1_000, 10_000, 200_000];
   const base = Deno.statSync("/dev/shm").isDirectory ? "/dev/shm" : undefined;
@@ -165,6 +207,12 @@ if (import.meta.main) {
         `| ${n} | ${label} | ${r.seconds.toFixed(2)} | ${r.mb.toFixed(0)}${r.code ? " (failed)" : ""} |`,
       );
     }
+    const w = await measureWatchStart(url, root);
+    console.log(
+      `| ${n} | watch start (reads the history) | ${w.seconds.toFixed(2)} | ${w.mb.toFixed(0)}${
+        w.code ? " (failed)" : ""
+      } |`,
+    );
     Deno.removeSync(root, { recursive: true });
   }
 }
