@@ -1,70 +1,94 @@
 /**
  * Listing a large directory in key order without holding it: Deno's directory readers (Deno.readDir,
  * node:fs opendir) return every entry at once, which costs ~1.5 KB per entry (300 MB for 200,000
- * segments and their sidecars). Here the names are streamed from `find -print0` and the directory is
- * read in pages: each scan keeps only the `page` smallest names after a cursor, so memory is bounded
- * by the page size, whatever the size of the directory. Where `find` is missing, falls back to Deno's
- * reader.
+ * segments and their sidecars). Here the names come sorted from `find -print0 | LC_ALL=C sort -z`
+ * (sort spills to temporary files when it must, so neither process holds the directory) and are
+ * streamed: one pass, memory independent of the directory's size. Where `sh` or `sort` cannot be run,
+ * the names are streamed from `find` alone and the directory is read in pages: each scan keeps only
+ * the `page` smallest names after a cursor. Where `find` is missing too, Deno's reader is used.
  * @module
  */
 import { ExitCode, WalsyncError } from "../errors.ts";
 
-/** Names per page: memory bound versus the number of scans of a huge directory. */
+/** Names per page of the fallback: memory bound versus the number of scans of a huge directory. */
 const PAGE = 50_000;
 
 let findMissing = false;
+let sortMissing = false;
+
+/** The command that prints the files of "$1" (minus the `! -name` patterns after it), sorted by byte. */
+const SORTED_FIND = 'd=$1; shift; find "$d" -mindepth 1 -maxdepth 1 -type f "$@" -print0 | LC_ALL=C sort -z';
 
 /** The names of the entries of `dir` of one type ("f" files, "d" directories), streamed in batches. */
 async function* entryNames(dir: string, type: "f" | "d", exclude: string[] = []): AsyncGenerator<string[]> {
   if (!findMissing) {
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command("find", {
-        args: [
-          dir,
-          "-mindepth",
-          "1",
-          "-maxdepth",
-          "1",
-          "-type",
-          type,
-          ...exclude.flatMap((pattern) => ["!", "-name", pattern]),
-          "-print0",
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-    } catch (e) {
-      // No `find` here, or no permission to run programs: Deno's reader still works (holding the directory).
-      const unavailable = e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotCapable ||
-        e instanceof Deno.errors.PermissionDenied;
-      if (!unavailable) throw e;
-      findMissing = true;
-      yield* denoNames(dir, type);
+    const args = [dir, "-mindepth", "1", "-maxdepth", "1", "-type", type, ...excluding(exclude), "-print0"];
+    const child = spawn("find", args);
+    if (child) {
+      yield* namesOf(child, dir);
       return;
     }
-    const errors = new Response(child.stderr).text();
-    const decoder = new TextDecoder();
-    let rest = new Uint8Array(0);
+    findMissing = true;
+  }
+  yield* denoNames(dir, type);
+}
+
+/** `find` arguments that leave out names matching the shell `patterns`. */
+function excluding(patterns: string[]): string[] {
+  return patterns.flatMap((pattern) => ["!", "-name", pattern]);
+}
+
+/** Starts `command`, or returns null when it cannot be run here (missing, or not allowed). */
+function spawn(command: string, args: string[]): Deno.ChildProcess | null {
+  try {
+    return new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).spawn();
+  } catch (e) {
+    const unavailable = e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotCapable ||
+      e instanceof Deno.errors.PermissionDenied;
+    if (!unavailable) throw e;
+    return null;
+  }
+}
+
+/**
+ * The NUL-separated paths a child prints, as batches of names (one array per chunk read: per-name
+ * work stays synchronous). A directory that does not exist lists nothing; other failures throw.
+ */
+async function* namesOf(child: Deno.ChildProcess, dir: string): AsyncGenerator<string[]> {
+  const errors = new Response(child.stderr).text();
+  const decoder = new TextDecoder();
+  let rest = new Uint8Array(0);
+  let finished = false;
+  try {
     for await (const chunk of child.stdout) {
       const bytes = rest.byteLength ? concat(rest, chunk) : chunk;
       const end = bytes.lastIndexOf(0) + 1;
-      // One decode per chunk, one array of names per chunk: per-name work stays synchronous.
       const paths = decoder.decode(bytes.subarray(0, end)).split("\0");
       paths.pop();
       yield paths.map((path) => path.slice(path.lastIndexOf("/") + 1));
       rest = bytes.slice(end);
     }
-    const status = await child.status;
-    const stderr = await errors;
-    if (status.code !== 0) {
-      if (/No such file or directory|Not a directory/.test(stderr)) return;
-      const reason = /Permission denied/.test(stderr) ? "permission denied" : stderr.trim();
-      throw new WalsyncError(`cannot read backup directory ${dir}: ${reason}`, ExitCode.Storage);
+    finished = true;
+  } finally {
+    // The reader stopped early (a listing up to a point in time): stop the child, or it would block on
+    // a full pipe for good.
+    if (!finished) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already exited */ }
+      await child.status;
+      await errors.catch(() => {});
     }
-    return;
   }
-  yield* denoNames(dir, type);
+  const status = await child.status;
+  const stderr = await errors;
+  if (/No such file or directory|Not a directory/.test(stderr)) return;
+  if (status.code !== 0 || stderr.trim()) {
+    const reason = /Permission denied/.test(stderr)
+      ? "permission denied"
+      : stderr.trim() || `exit ${status.code}`;
+    throw new WalsyncError(`cannot read backup directory ${dir}: ${reason}`, ExitCode.Storage);
+  }
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
@@ -93,8 +117,9 @@ export async function directoryNames(dir: string): Promise<string[]> {
 }
 
 /**
- * The names of the files of `dir` that `keep` accepts and that sort after `after`, in order, read a
- * page at a time (see the module doc). `exclude` (shell patterns) lets `find` drop names early.
+ * The names of the files of `dir` that `keep` accepts and that sort after `after`, in order, streamed
+ * (see the module doc; `page` is the fallback's page size). `exclude` (shell patterns) lets `find` drop
+ * names early.
  */
 export async function* sortedFiles(
   dir: string,
@@ -102,6 +127,27 @@ export async function* sortedFiles(
   keep: (name: string) => boolean,
   exclude: string[] = [],
   page = PAGE,
+): AsyncGenerator<string> {
+  if (!sortMissing && !findMissing) {
+    const child = spawn("sh", ["-c", SORTED_FIND, "sh", dir, ...excluding(exclude)]);
+    if (child) {
+      for await (const names of namesOf(child, dir)) {
+        for (const name of names) if (name > after && keep(name)) yield name;
+      }
+      return;
+    }
+    sortMissing = true;
+  }
+  yield* pagedFiles(dir, after, keep, exclude, page);
+}
+
+/** The fallback of {@link sortedFiles}: scans of the whole directory, each keeping one page of names. */
+export async function* pagedFiles(
+  dir: string,
+  after: string,
+  keep: (name: string) => boolean,
+  exclude: string[],
+  page: number,
 ): AsyncGenerator<string> {
   let cursor = after;
   while (true) {
