@@ -13,9 +13,6 @@ import { validateName } from "../layout.ts";
 import { parseBackupUrl } from "../url.ts";
 import { expandVariables, ExpansionError } from "./env.ts";
 import { globBase, isGlob } from "./globs.ts";
-import { parseAddress } from "./address.ts";
-
-export { parseAddress };
 
 /** One entry of `dbs:`. */
 export interface DatabaseConfig {
@@ -258,6 +255,15 @@ function describe(kind: Kind): string {
     count: "a positive whole number",
     address: "HOST:PORT or :PORT",
   }[kind];
+}
+
+/** Parses `HOST:PORT`, `:PORT` or `PORT` (host defaults to 127.0.0.1); null when malformed. */
+export function parseAddress(text: string): { hostname: string; port: number } | null {
+  const m = /^(?:(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):)?(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port > 65535) return null;
+  return { hostname: (m[1] || "127.0.0.1").replace(/^\[|\]$/g, ""), port };
 }
 
 /** Two entries with one explicit name, or one path given twice, are errors. */

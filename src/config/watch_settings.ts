@@ -9,8 +9,7 @@ import { parseDuration } from "../duration.ts";
 import type { LogFormat, LogLevel } from "../log.ts";
 import { parseTargets } from "../watch/targets.ts";
 import { type ConfiguredTarget, expandTargets } from "./globs.ts";
-import { parseAddress } from "./address.ts";
-import type { WatchConfig } from "./load.ts";
+import { loadConfig, parseAddress, type WatchConfig } from "./load.ts";
 
 /** Where an option's value came from (commander's `getOptionValueSource`). */
 export type ValueSource = (option: string) => string | undefined;
@@ -67,8 +66,7 @@ export async function resolveWatchSettings(
   source: ValueSource,
   defaults: { leaseMs: number; checkpointFrames: number },
 ): Promise<WatchSettings> {
-  // Only with a config file: the YAML parser costs ~3 MB of RSS at start-up (bench/RESULTS.md); literal specifier, so deno compile still bundles it.
-  const config = opts.config ? await (await import("./load.ts")).loadConfig(opts.config) : undefined;
+  const config = opts.config ? await loadConfig(opts.config) : undefined;
   const given = (key: string) => opts[key] !== undefined && source(key) !== "default";
   const pick = <T>(key: string, parse: (text: string) => T, fromFile: T | undefined, fallback: T): T =>
     given(key) ? parse(opts[key]!) : fromFile ?? fallback;
