@@ -39,6 +39,7 @@ import {
   spawnWalsync,
 } from "./lib/proc.ts";
 import type { Row } from "./lib/report.ts";
+import { newestMarkerInObject } from "./lib/markers.ts";
 import { listAfter } from "./lib/s3.ts";
 import { mean, median, percentile } from "./lib/stats.ts";
 
@@ -46,7 +47,6 @@ const MAKE_DBS = fileURLToPath(new URL("./lib/make_dbs.py", import.meta.url));
 const WRITER = fileURLToPath(new URL("./lib/writer.py", import.meta.url));
 const POLL_PERIOD_MS = 100;
 const MAX_POLLED = 10;
-const MARKER = /WSMK(\d{8})/g;
 
 /** Options of a busy scenario. */
 export interface BusyOptions {
@@ -77,14 +77,6 @@ export interface BusyResult {
   watchExitCode: number;
 }
 
-/** The newest commit number found in a segment's bytes (0 if none). */
-function newestMarker(bytes: Uint8Array): number {
-  const text = new TextDecoder("latin1").decode(bytes);
-  let newest = 0;
-  for (const m of text.matchAll(MARKER)) newest = Math.max(newest, Number(m[1]));
-  return newest;
-}
-
 /** A polled database: where its segments are listed from and what was seen when. */
 interface Polled {
   index: number;
@@ -99,7 +91,7 @@ async function pollOnce(client: S3Client, p: Polled): Promise<void> {
   const at = nowMs();
   for (const key of keys) {
     const bytes = new Uint8Array(await (await client.getObject(key)).arrayBuffer());
-    p.seen.push({ at, upTo: Math.max(newestMarker(bytes), p.seen.at(-1)?.upTo ?? 0) });
+    p.seen.push({ at, upTo: Math.max(newestMarkerInObject(bytes), p.seen.at(-1)?.upTo ?? 0) });
     p.lastKey = key;
   }
 }

@@ -6,7 +6,9 @@
  *   deno run -A bench/main.ts [--quick] [--only N[,N…]] [--write-results] [--out FILE]
  *
  * --quick           smaller sizes and shorter windows (~5 min instead of ~13)
- * --only 1,4        only these figures (1 … 7 as numbered in issue #5)
+ * --only 1,4        only these figures (1 … 7 as numbered in issue #5; 8: side by side with
+ *                   Litestream, issue #9: 1/10/100/1000 idle and 1/10/100 busy databases, or
+ *                   1/10/100 idle and 1/10 busy with --quick)
  * --write-results   also rewrite the generated part of bench/RESULTS.md (hand-written notes after
  *                   its end marker are kept)
  *
@@ -34,6 +36,7 @@ import { segmentsModule } from "./segments.ts";
 import { costModule } from "./cost.ts";
 import { lagModule } from "./lag.ts";
 import { memoryModule } from "./memory.ts";
+import { litestreamModule } from "./litestream.ts";
 
 /** In running order: quick, independent figures first; the long-running watch scenarios last. */
 const MODULES: BenchModule[] = [
@@ -43,6 +46,7 @@ const MODULES: BenchModule[] = [
   costModule,
   lagModule,
   memoryModule,
+  litestreamModule,
 ];
 const RESULTS_MD = fileURLToPath(new URL("./RESULTS.md", import.meta.url));
 
@@ -58,7 +62,7 @@ function parseOptions() {
   });
   const only = values.only?.flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean) ?? null;
   for (const f of only ?? []) {
-    if (!/^[1-7]$/.test(f)) throw new Error(`--only takes figure numbers 1 to 7, not "${f}"`);
+    if (!/^[1-8]$/.test(f)) throw new Error(`--only takes figure numbers 1 to 8, not "${f}"`);
   }
   return { quick: values.quick, only, writeResults: values["write-results"], out: resolve(values.out) };
 }
@@ -112,6 +116,7 @@ async function main(): Promise<number> {
     log,
     details: {},
     shared: {},
+    extraMarkdown: [],
   };
   let cleaned = false;
   const cleanup = async () => {
@@ -138,6 +143,7 @@ async function main(): Promise<number> {
     rows: [],
     details: ctx.details,
     failures: [],
+    extraMarkdown: ctx.extraMarkdown,
   };
   log(`S3 ${s3.endpoint} bucket ${s3.bucket}, prefix ${prefix}/; scratch ${work}; logs ${logDir}`);
   try {
@@ -162,6 +168,7 @@ async function main(): Promise<number> {
   }
 
   console.log(markdownTable(results.rows));
+  for (const section of results.extraMarkdown) console.log(`\n${section}`);
   for (const f of results.failures) console.log(`\nFAILED: ${f.module}: ${f.error}`);
   await Deno.mkdir(dirname(options.out), { recursive: true });
   await Deno.writeTextFile(options.out, JSON.stringify(results, null, 2) + "\n");

@@ -31,6 +31,7 @@ import {
   memoryStatus,
   openFds,
   run,
+  sampleRss,
   sleep,
   spawnWalsync,
 } from "./lib/proc.ts";
@@ -58,18 +59,6 @@ interface IdleResult {
   sqliteOnly?: { before: number; after: number; count: number };
   stopS: number;
   exitCode: number;
-}
-
-/** Samples the RSS of `pid` every 0.5 s for `seconds`. */
-async function sampleRss(pid: number, seconds: number): Promise<MemoryStatus[]> {
-  const samples: MemoryStatus[] = [];
-  const end = performance.now() + seconds * 1000;
-  while (performance.now() < end) {
-    const m = memoryStatus(pid);
-    if (m) samples.push(m);
-    await sleep(500);
-  }
-  return samples;
 }
 
 async function idleScenario(

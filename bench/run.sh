@@ -5,6 +5,9 @@
 # credentials and WALSYNC_TEST_BUCKET are used, as in scripts/test.sh). Prints one Markdown
 # table on stdout, writes bench/out/results.json (and bench/RESULTS.md with --write-results);
 # progress goes to stderr, child logs to bench/out/logs/. See bench/main.ts.
+# Figure 8 (`--only 8`) runs walsync side by side with Litestream 0.3.13, which it installs from npm
+# into the ignored .tools/litestream/ when missing (bench/litestream.ts; `--quick`: 1/10/100 idle and
+# 1/10 busy databases, else the full matrix 1/10/100/1000 idle and 1/10/100 busy).
 # The local RGW is shared with test runs, and the test suite's outage test stops it for ~30 s; to
 # keep that out of a benchmark, give the bench a cluster of its own (scripts/rgw.sh variables):
 #   WALSYNC_RGW_BASE=/tmp/walsync-bench-rgw RGW_PORT=7490 deno task bench

@@ -12,7 +12,7 @@ import { removePrefix, type S3Settings } from "./s3.ts";
 export interface BenchContext {
   /** Smaller sizes and shorter windows (for iterating). */
   quick: boolean;
-  /** True if figure `n` ("1" … "7") was selected (`--only`). */
+  /** True if figure `n` ("1" … "8") was selected (`--only`). */
   selected(figure: string): boolean;
   /** Scratch directory of the run, removed at the end. */
   work: string;
@@ -30,6 +30,8 @@ export interface BenchContext {
   details: Record<string, unknown>;
   /** Results one module leaves for another (e.g. the RSS of the busy lag run, for figure 5). */
   shared: Record<string, unknown>;
+  /** Further Markdown sections (e.g. a side-by-side table) printed after the main table. */
+  extraMarkdown: string[];
 }
 
 /** A benchmark module: measures some figures and returns their rows. */

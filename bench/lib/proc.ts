@@ -241,6 +241,24 @@ export function memoryStatus(pid: number): MemoryStatus | null {
   };
 }
 
+/** Samples the RSS of `pid` every 0.5 s for `seconds`. */
+export async function sampleRss(pid: number, seconds: number): Promise<MemoryStatus[]> {
+  const samples: MemoryStatus[] = [];
+  const end = performance.now() + seconds * 1000;
+  while (performance.now() < end) {
+    const m = memoryStatus(pid);
+    if (m) samples.push(m);
+    await sleep(500);
+  }
+  return samples;
+}
+
+/** The machine's load averages over 1, 5 and 15 minutes (/proc/loadavg). */
+export function loadAverage(): [number, number, number] {
+  const [a, b, c] = Deno.readTextFileSync("/proc/loadavg").split(" ").map(Number);
+  return [a, b, c];
+}
+
 let clockTicks: number | null = null;
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */

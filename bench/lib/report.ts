@@ -54,6 +54,8 @@ export interface Results {
   details: Record<string, unknown>;
   /** Modules that failed, with their error. */
   failures: { module: string; error: string }[];
+  /** Further Markdown sections printed after the table (e.g. the side-by-side table of figure 8). */
+  extraMarkdown: string[];
 }
 
 /** Formats a number with a precision suited to its size ("-" for null/NaN). */
@@ -150,6 +152,7 @@ export function resultsMarkdown(results: Results, kept: string, command: string)
     "",
     markdownTable(results.rows),
     "",
+    ...results.extraMarkdown.flatMap((section) => [section, ""]),
     "## Goals (issue #5)",
     "",
     goalSummary(results.rows),
