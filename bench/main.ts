@@ -8,7 +8,8 @@
  * --quick           smaller sizes and shorter windows (~5 min instead of ~13)
  * --only 1,4        only these figures (1 … 7 as numbered in issue #5; 8: side by side with
  *                   Litestream, issue #9: 1/10/100/1000 idle and 1/10/100 busy databases, or
- *                   1/10/100 idle and 1/10 busy with --quick)
+ *                   1/10/100 idle and 1/10 busy with --quick; 9: latest restore side by side with
+ *                   Litestream and plain parallel GETs, issue #8)
  * --write-results   also rewrite the generated part of bench/RESULTS.md (hand-written notes after
  *                   its end marker are kept)
  *
@@ -37,6 +38,7 @@ import { costModule } from "./cost.ts";
 import { lagModule } from "./lag.ts";
 import { memoryModule } from "./memory.ts";
 import { litestreamModule } from "./litestream.ts";
+import { restoreModule } from "./restore.ts";
 
 /** In running order: quick, independent figures first; the long-running watch scenarios last. */
 const MODULES: BenchModule[] = [
@@ -47,6 +49,7 @@ const MODULES: BenchModule[] = [
   lagModule,
   memoryModule,
   litestreamModule,
+  restoreModule,
 ];
 const RESULTS_MD = fileURLToPath(new URL("./RESULTS.md", import.meta.url));
 
@@ -62,7 +65,7 @@ function parseOptions() {
   });
   const only = values.only?.flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean) ?? null;
   for (const f of only ?? []) {
-    if (!/^[1-8]$/.test(f)) throw new Error(`--only takes figure numbers 1 to 8, not "${f}"`);
+    if (!/^[1-9]$/.test(f)) throw new Error(`--only takes figure numbers 1 to 9, not "${f}"`);
   }
   return { quick: values.quick, only, writeResults: values["write-results"], out: resolve(values.out) };
 }
