@@ -8,6 +8,9 @@
 # Figure 8 (`--only 8`) runs walsync side by side with Litestream 0.3.13, which it installs from npm
 # into the ignored .tools/litestream/ when missing (bench/litestream.ts; `--quick`: 1/10/100 idle and
 # 1/10 busy databases, else the full matrix 1/10/100/1000 idle and 1/10/100 busy).
+# Figure 9 (`--only 9`) times a latest restore of one ~80 MB database (~24 MiB with --quick) with walsync,
+# Litestream 0.3.13 and plain parallel GETs of walsync's objects (bench/restore.ts); bench/diag_restore.ts
+# breaks walsync's restore time down by stage.
 # The local RGW is shared with test runs, and the test suite's outage test stops it for ~30 s; to
 # keep that out of a benchmark, give the bench a cluster of its own (scripts/rgw.sh variables):
 #   WALSYNC_RGW_BASE=/tmp/walsync-bench-rgw RGW_PORT=7490 deno task bench
