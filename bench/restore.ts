@@ -16,7 +16,7 @@
  * - the reference: bench/lib/read_objects.ts, s3-lite-client listing walsync's prefix and reading
  *   every object with 8 GETs in flight (and with 1, to show what serial fetching costs).
  * Time and peak RSS come from `/usr/bin/time` (process start included for all); the median run is
- * reported. MB/s = restored database size / time. Correctness: walsync's restore equals its source
+ * reported, with the fastest and slowest (RUNS: 5, `--quick`: 3). MB/s = restored database size / time. Correctness: walsync's restore equals its source
  * after `PRAGMA wal_checkpoint(TRUNCATE)` byte for byte (`cmp`); Litestream's passes
  * `PRAGMA integrity_check` and has the source's row count and content digest (SHA-256 over the rows).
  * @module
@@ -117,40 +117,45 @@ function medianRun(runs: RestoreRun[]): RestoreRun | null {
 /** The side-by-side Markdown table of figure 9. */
 export function restoreTable(r: RestoreSideBySide): string {
   const mb = r.databaseBytes / 1e6;
-  const line = (who: string, run: RestoreRun | null, objects: string, note: string) =>
-    `| ${who} | ${num(run?.seconds ?? null)} | ${run ? num(mb / run.seconds) : "-"} | ${
-      num(run?.peakRssMB ?? null)
-    } | ${objects} | ${note} |`;
+  const spread = (who: string) => {
+    const ok = r.runs[who].filter((x) => x.ok).map((x) => x.seconds);
+    return ok.length ? `${num(Math.min(...ok))}–${num(Math.max(...ok))}` : "-";
+  };
+  const line = (who: string, key: string, objects: string, note: string) => {
+    const run = r.best[key];
+    return `| ${who} | ${num(run?.seconds ?? null)} | ${spread(key)} | ${
+      run ? num(mb / run.seconds) : "-"
+    } | ${num(run?.peakRssMB ?? null)} | ${objects} | ${note} |`;
+  };
   const w = r.objects.walsync;
   const l = r.objects.litestream;
-  const plain8 = r.best["plain GET ×8"];
   const plainNote = `${num(r.plainBytes / 1e6)} MB stored read, no checks, nothing written`;
   return [
-    "| restore (latest) | seconds (median) | MB/s of database | peak RSS (MB) | objects stored (bytes) | check |",
-    "|---|---:|---:|---:|---|---|",
+    "| restore (latest) | seconds (median) | fastest–slowest | MB/s of database | peak RSS (MB) | objects stored (bytes) | check |",
+    "|---|---:|---:|---:|---:|---|---|",
     line(
       "walsync restore",
-      r.best.walsync,
+      "walsync",
       `${w.objects} (${num(w.bytes / 1e6)} MB)`,
       r.correct.walsyncIdentical ? "byte-identical to the checkpointed source" : "**NOT identical**",
     ),
     line(
       "litestream restore",
-      r.best.litestream,
+      "litestream",
       `${l.objects} (${num(l.bytes / 1e6)} MB)`,
       `integrity_check ${r.correct.litestreamIntegrity}, ${
         r.correct.litestreamSameContent ? "same rows and digest" : "**rows differ**"
       }`,
     ),
-    line("plain GETs of walsync's objects, 8 in flight", plain8, `${w.objects}`, plainNote),
-    line("plain GETs of walsync's objects, 1 at a time", r.best["plain GET ×1"], `${w.objects}`, plainNote),
+    line("plain GETs of walsync's objects, 8 in flight", "plain GET ×8", `${w.objects}`, plainNote),
+    line("plain GETs of walsync's objects, 1 at a time", "plain GET ×1", `${w.objects}`, plainNote),
   ].join("\n");
 }
 
 async function measure(ctx: BenchContext): Promise<Row[]> {
   const addedMiB = ctx.quick ? 24 : 77;
   const transactions = ctx.quick ? 6 : 17;
-  const runsEach = 3;
+  const runsEach = ctx.quick ? 3 : 5;
   const litestream = await ensureLitestream(ctx.log);
   const dir = await scratch(ctx, "restore");
   const sub = "restore";
