@@ -15,6 +15,11 @@
  * 4. the whole verified replay from memory: replaySnapshot/replaySegment of src/restore/apply.ts fed
  *    the bytes fetched in (2) (what restore does after the download);
  * 5. PRAGMA integrity_check on the result (node:sqlite, immutable, as restore does);
+ * 5b. the reads before the first object: the prune mark (HEAD retention.json), state.json, and the
+ *    listings of src/log/restore_history.ts, each timed alone;
+ * 5c. what-if, not walsync's code path: the same verified replay (4), but every body fetched ahead
+ *    whole, 8 GETs in flight, each object applied as soon as it and those before it are in (what
+ *    src/log/prefetch.ts does today only for objects up to 1 MiB);
  * 6. a timeline of the real thing: src/commands/restore.ts's restoreCommand run once in this process
  *    on a store that notes when each HEAD/GET was issued, answered (headers) and its body read to
  *    the end; what is not download time in it is planning, CPU (decode, checks, writes) or the end.
@@ -31,6 +36,9 @@ import { zstdDecompress } from "../src/codec/zstd.ts";
 import { verifyFrame, WAL_FRAME_HEADER_SIZE } from "../src/wal.ts";
 import { type BackupObject, parseObjectKey } from "../src/layout.ts";
 import { restoreCommand } from "../src/commands/restore.ts";
+import { readMark } from "../src/lifecycle/mark.ts";
+import { readStateHint } from "../src/restore/state_hint.ts";
+import { readRestoreHistory } from "../src/log/restore_history.ts";
 import {
   fileWriter,
   replaySegment,
@@ -220,6 +228,60 @@ const integrityS = await best(() => {
   db.close();
   if ((result[0] as { integrity_check: string }).integrity_check !== "ok") throw new Error("not ok");
 });
+
+// 5b. The reads before the first object.
+const markS = await best(() => readMark(store, name));
+const hintS = await best(() => readStateHint(store, name));
+const historyS = await best(() => readRestoreHistory(store, name));
+
+// 5c. What-if: fetch every body ahead (8 in flight), apply in order as the bodies come in.
+const aheadS = await best(async () => {
+  const bodies = new Map<string, Promise<{ data: ObjectData; bytes: Uint8Array }>>();
+  let next = 0;
+  const lanes = Array.from({ length: 8 }, async () => {
+    while (next < keys.length) {
+      const key = keys[next++];
+      const fetching = getAll(key);
+      bodies.set(key, fetching);
+      await fetching;
+    }
+  });
+  const waitFor = async (key: string) => {
+    while (!bodies.has(key)) await new Promise((r) => setTimeout(r, 1));
+    return await bodies.get(key)!;
+  };
+  const ahead: Store = new Proxy(store, {
+    get(target, property) {
+      if (property === "get") {
+        return async (key: string) => {
+          const f = await waitFor(key);
+          return {
+            ...f.data,
+            body: new ReadableStream<Uint8Array>({
+              start(c) {
+                for (const part of chunks(f.bytes)) c.enqueue(part);
+                c.close();
+              },
+            }),
+          };
+        };
+      }
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const file = await Deno.open(out, { write: true, read: true, truncate: true });
+  const writer = fileWriter(file);
+  let state: ReplayState = await replaySnapshot(ahead, snapshotEntry.object as SnapshotObject, writer);
+  for (const s of segmentEntries) {
+    state = await replaySegment(ahead, s.object as SegmentObject, state, writer);
+  }
+  await file.truncate(state.pageCount * state.pageSize);
+  await file.sync();
+  file.close();
+  await Promise.all(lanes);
+});
+
 const databaseBytes = (await Deno.stat(out)).size;
 await Deno.remove(out);
 
@@ -242,6 +304,10 @@ const result = {
     verifiedReplayFromMemory: replayS,
     fsync: fsyncS,
     integrityCheck: integrityS,
+    readMark: markS,
+    readStateHint: hintS,
+    readRestoreHistory: historyS,
+    whatIfFetchAheadReplayAndFsync: aheadS,
   },
 };
 console.log(JSON.stringify(result, null, 2));
@@ -270,6 +336,12 @@ console.log(
     } db |`,
     `| fsync | ${fsyncS.toFixed(3)} | |`,
     `| PRAGMA integrity_check | ${integrityS.toFixed(3)} | ${mbps(databaseBytes, integrityS)} db |`,
+    `| before the first object: prune mark (HEAD retention.json) | ${markS.toFixed(3)} | |`,
+    `| before the first object: state.json | ${hintS.toFixed(3)} | |`,
+    `| before the first object: readRestoreHistory (listings) | ${historyS.toFixed(3)} | |`,
+    `| what-if: all bodies fetched ahead (8 in flight), verified replay in order, fsync | ${
+      aheadS.toFixed(3)
+    } | ${mbps(databaseBytes, aheadS)} db |`,
   ].join("\n"),
 );
 
@@ -300,6 +372,17 @@ const timedStore: Store = new Proxy(store, {
         };
       };
     }
+    if (property === "list") {
+      return async function* (prefix: string, startAfter?: string) {
+        const mark: Mark = { op: "LIST", key: prefix, issued: since(), answered: NaN, done: NaN };
+        marks.push(mark);
+        for await (const entry of target.list(prefix, startAfter)) {
+          if (Number.isNaN(mark.answered)) mark.answered = since();
+          yield entry;
+        }
+        mark.done = since();
+      };
+    }
     const value = Reflect.get(target, property);
     return typeof value === "function" ? value.bind(target) : value;
   },
@@ -309,8 +392,8 @@ await Deno.remove(timelineOut);
 await restoreCommand(timedStore, name, { output: timelineOut });
 const total = since();
 await Deno.remove(timelineOut);
-const gets = marks.filter((m) => m.op === "GET");
-const firstIssue = Math.min(...marks.map((m) => m.issued));
+const gets = marks.filter((m) => m.op === "GET" && !m.key.endsWith(".json"));
+const firstIssue = Math.min(...gets.map((m) => m.issued));
 const lastBody = Math.max(...gets.map((m) => m.done));
 let downloading = 0; // union of [issued, done] of the GETs
 let end = 0;
@@ -324,8 +407,10 @@ const samples = gets.map((m) => inFlight((m.issued + m.done) / 2));
 console.log(
   [
     "",
-    `restoreCommand in-process: ${total.toFixed(3)} s; first HEAD/GET after ${firstIssue.toFixed(3)} s ` +
-    `(reading state.json, listing, planning); ${marks.length - gets.length} HEAD, ${gets.length} GET; ` +
+    `restoreCommand in-process: ${total.toFixed(3)} s; first GET of a snapshot or segment after ` +
+    `${firstIssue.toFixed(3)} s ` +
+    `(reading state.json, listing, planning); ${marks.filter((m) => m.op === "HEAD").length} HEAD, ` +
+    `${marks.filter((m) => m.op === "LIST").length} LIST, ${gets.length} GET; ` +
     `some GET in flight for ${downloading.toFixed(3)} s; GETs in flight (mean at mid-download) ` +
     `${(samples.reduce((a, b) => a + b, 0) / samples.length).toFixed(2)}; ` +
     `after the last body: ${
