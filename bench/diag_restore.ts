@@ -376,11 +376,15 @@ const timedStore: Store = new Proxy(store, {
       return async function* (prefix: string, startAfter?: string) {
         const mark: Mark = { op: "LIST", key: prefix, issued: since(), answered: NaN, done: NaN };
         marks.push(mark);
-        for await (const entry of target.list(prefix, startAfter)) {
-          if (Number.isNaN(mark.answered)) mark.answered = since();
-          yield entry;
+        try {
+          for await (const entry of target.list(prefix, startAfter)) {
+            if (Number.isNaN(mark.answered)) mark.answered = since();
+            yield entry;
+          }
+        } finally {
+          mark.done = since(); // also when the reader stops early
+          if (Number.isNaN(mark.answered)) mark.answered = mark.done;
         }
-        mark.done = since();
       };
     }
     const value = Reflect.get(target, property);
