@@ -12,6 +12,8 @@
  * 3. from memory (no network): SHA-256 of the stored bytes, zstd decompression (src/codec/zstd.ts),
  *    SHA-256 of the content, WAL frame checks (verifyFrame: salts + checksum chain), page writes
  *    (pwrite through the same seek+write as src/restore/apply.ts's fileWriter), fsync;
+ * 3b. what-if: the same page writes with runs of consecutive page numbers gathered into one write
+ *    (up to 256 pages), a change item 2 of RESULTS.md proposes for apply.ts;
  * 4. the whole verified replay from memory: replaySnapshot/replaySegment of src/restore/apply.ts fed
  *    the bytes fetched in (2) (what restore does after the download);
  * 5. PRAGMA integrity_check on the result (node:sqlite, immutable, as restore does);
@@ -185,6 +187,36 @@ const writeS = await best(async () => {
 });
 frames /= repeat;
 
+// 3b. What-if: the same page writes, consecutive page numbers gathered into one write (a run buffer).
+let runs = 0;
+const coalescedS = await best(async () => {
+  const file = await Deno.open(out, { write: true, truncate: true });
+  const writer = fileWriter(file);
+  await writer.writeAt(0, contents[0]);
+  runs = 0;
+  for (const [i, c] of contents.slice(1).entries()) {
+    const pageSize = segmentEntries[i].meta.pageSize;
+    const size = WAL_FRAME_HEADER_SIZE + pageSize;
+    const run = new Uint8Array(256 * pageSize);
+    let first = 0;
+    let count = 0;
+    const flush = async () => {
+      if (count) await writer.writeAt((first - 1) * pageSize, run.subarray(0, count * pageSize));
+      if (count) runs++;
+      count = 0;
+    };
+    for (let o = 0; o < c.byteLength; o += size) {
+      const pgno = new DataView(c.buffer, c.byteOffset + o, 4).getUint32(0);
+      if (count && (pgno !== first + count || count === 256)) await flush();
+      if (!count) first = pgno;
+      run.set(c.subarray(o + WAL_FRAME_HEADER_SIZE, o + size), count * pageSize);
+      count++;
+    }
+    await flush();
+  }
+  file.close();
+});
+
 // 4. The verified replay of src/restore/apply.ts, fed from memory, then fsync.
 const fromMemory: Store = new Proxy(store, {
   get(target, property) {
@@ -301,6 +333,8 @@ const result = {
     sha256Content: shaContentS,
     walFrameChecks: framesS,
     pageWrites: writeS,
+    whatIfCoalescedPageWrites: coalescedS,
+    coalescedWrites: runs,
     verifiedReplayFromMemory: replayS,
     fsync: fsyncS,
     integrityCheck: integrityS,
@@ -331,6 +365,7 @@ console.log(
       mbps(contentBytes - contents[0].byteLength, framesS)
     } |`,
     `| page writes (${frames} pages + snapshot) | ${writeS.toFixed(3)} | |`,
+    `| what-if: the same, consecutive pages in one write (${runs} writes) | ${coalescedS.toFixed(3)} | |`,
     `| verified replay from memory (apply.ts: all of the above + writes) | ${replayS.toFixed(3)} | ${
       mbps(databaseBytes, replayS)
     } db |`,
