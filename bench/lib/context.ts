@@ -12,7 +12,7 @@ import { removePrefix, type S3Settings } from "./s3.ts";
 export interface BenchContext {
   /** Smaller sizes and shorter windows (for iterating). */
   quick: boolean;
-  /** True if figure `n` ("1" … "8") was selected (`--only`). */
+  /** True if figure `n` ("1" … "9") was selected (`--only`). */
   selected(figure: string): boolean;
   /** Scratch directory of the run, removed at the end. */
   work: string;
