@@ -18,6 +18,9 @@ import type { ObjectData, ObjectInfo, Store } from "../storage/store.ts";
 import { verifyFrame, WAL_FRAME_HEADER_SIZE } from "../wal.ts";
 import { type Damage, DamageError, damageOf, type DamageReason, missingSegments } from "./damage.ts";
 import { fixedRecords, reusedChunks } from "./frames.ts";
+import type { PageWriter } from "./page_writer.ts";
+
+export { fileWriter, type PageWriter } from "./page_writer.ts";
 
 export {
   type ReplayState,
@@ -33,25 +36,6 @@ import {
   stateAfterSegment,
   stateAfterSnapshot,
 } from "./continuity.ts";
-
-/** Receives verified content: `restore` writes it into the file being rebuilt. */
-export interface PageWriter {
-  /** Writes `bytes` at byte `offset` of the database file. */
-  writeAt(offset: number, bytes: Uint8Array): Promise<void>;
-}
-
-/** A {@link PageWriter} into an open file. */
-export function fileWriter(file: Deno.FsFile): PageWriter {
-  return {
-    // Synchronous: a page goes to the page cache in microseconds, and two async ops per page (seek,
-    // write) cost more than the write itself when thousands of small segments are replayed.
-    writeAt(offset, bytes) {
-      file.seekSync(offset, Deno.SeekMode.Start);
-      for (let off = 0; off < bytes.byteLength;) off += file.writeSync(bytes.subarray(off));
-      return Promise.resolve();
-    },
-  };
-}
 
 /** A snapshot's key, decoded. */
 export type SnapshotObject = BackupObject & { kind: "snapshot" };
@@ -233,6 +217,7 @@ async function snapshotContent(
     await writer?.writeAt(bytes, chunk);
     bytes += chunk.byteLength;
   }
+  await writer?.flush?.();
   const size = sizeProblem(bytes, meta);
   if (size) fail(store, object, size[0], size[1]);
   checkDigest(store, object, meta.contentSha256, hash.digest("hex"));
@@ -281,6 +266,8 @@ async function segmentContent(
   } catch (e) {
     if (e instanceof RangeError) fail(store, object, "truncated", `truncated (${e.message})`, meta.index);
     throw e;
+  } finally {
+    await writer?.flush?.();
   }
   checkDigest(store, object, meta.contentSha256, hash.digest("hex"), meta.index);
   if (badFrame !== null) {
