@@ -11,6 +11,7 @@ import { ExitCode, WalsyncError } from "../errors.ts";
 import * as log from "../log.ts";
 import type { Store } from "../storage/store.ts";
 import { FencedStore, Lease } from "./lease.ts";
+import { LeaseRenewal } from "./lease_renewal.ts";
 import { Replica, type ReplicaOptions } from "./replica.ts";
 import type { SyncPool } from "./scheduler_pool.ts";
 import type { WatchTarget } from "./targets.ts";
@@ -68,8 +69,8 @@ export class DatabaseLoop {
   #problem: string | null = null;
   #reportedAt = -Infinity;
   #wake: (() => void) | null = null;
-  /** Ends the renewal timer's current wait (when the lease is released or dropped). */
-  #cancelRenewal: (() => void) | null = null;
+  /** The renewal of the lease held now. */
+  #renewal: LeaseRenewal | null = null;
   /** An event said the WAL may have changed since the last sync began. */
   #hinted = false;
   #lastSyncAt = 0;
@@ -232,7 +233,12 @@ export class DatabaseLoop {
         stage = "lease";
         lease = await Lease.acquire(store, this.name, options.leaseMs);
         this.#lease = lease;
-        this.#renewLoop(lease);
+        this.#renewal = new LeaseRenewal(lease, {
+          name: this.name,
+          signal: this.ctx.signal,
+          wake: () => this.#wake?.(),
+          onStoreReachable: this.ctx.onStoreReachable,
+        });
         stage = "start";
         await replica.start();
       });
@@ -275,49 +281,10 @@ export class DatabaseLoop {
     replica?.close();
     const lease = this.#lease;
     this.#lease = null;
-    this.#cancelRenewal?.();
+    this.#renewal?.stop();
+    this.#renewal = null;
     if (lease && !lease.lost) lease.release().catch(() => {});
     this.#report(`stopped replicating: ${reason}; will try to take it up again`, "error");
-  }
-
-  /**
-   * Renews `lease` every third of its time on a timer of its own (a slow sync must not delay it);
-   * retries failures every 1 to 10 s. Uploads stop by themselves (FencedStore) if it cannot be
-   * renewed in time; a lease someone else holds now ends this replica.
-   */
-  async #renewLoop(lease: Lease): Promise<void> {
-    let retryMs = 0;
-    let failing = false;
-    const { signal } = this.ctx;
-    while (!signal.aborted && this.#lease === lease && !lease.lost) {
-      const at = retryMs > 0 ? performance.now() + retryMs : lease.renewalDueAt;
-      await this.#timer(Math.max(0, at - performance.now()), retryMs > 0);
-      if (signal.aborted || this.#lease !== lease || lease.lost) return;
-      const fenced = !lease.canWrite();
-      try {
-        await lease.renew();
-        retryMs = 0;
-        if (failing) log.info(`${this.name}: lease renewed${fenced ? "; uploads resume" : ""}`);
-        failing = false;
-        if (fenced) this.#wake?.();
-      } catch (e) {
-        if (lease.lost) {
-          log.error(`${this.name}: ${lease.lost}; stopped uploading it`);
-          this.#wake?.();
-          return;
-        }
-        retryMs = Math.min(Math.max(retryMs * 2, 1000), 10_000);
-        if (!failing) {
-          log.warn(
-            `${this.name}: could not renew the lease, retrying (uploads stop at ${
-              new Date(Date.now() + lease.fenceAt - performance.now()).toISOString()
-            } unless it is renewed): ${(e as Error).message}`,
-          );
-        }
-        failing = true;
-        if (!lease.canWrite()) this.#wake?.();
-      }
-    }
   }
 
   /** At shutdown: ships what is committed (if the lease still allows it) and releases the lease. */
@@ -347,7 +314,8 @@ export class DatabaseLoop {
   async #releaseLease(): Promise<void> {
     const lease = this.#lease;
     this.#lease = null;
-    this.#cancelRenewal?.();
+    this.#renewal?.stop();
+    this.#renewal = null;
     if (!lease || lease.lost) return;
     try {
       if (!(await lease.release())) log.warn(`${this.name}: the lease was no longer ours; left it as it is`);
@@ -403,26 +371,6 @@ export class DatabaseLoop {
       const unsubscribe = onRecovery ? this.ctx.onStoreReachable?.(done) : undefined;
       this.ctx.signal.addEventListener("abort", done, { once: true });
       if (onHint) this.#wake = done;
-    });
-  }
-
-  /**
-   * Sleeps `ms`, waking early only at shutdown, when the lease is let go (the renewal timer), or when
-   * the store answers again after an outage if `onRecovery` (a renewal being retried).
-   */
-  #timer(ms: number, onRecovery = false): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        unsubscribe?.();
-        this.ctx.signal.removeEventListener("abort", done);
-        if (this.#cancelRenewal === done) this.#cancelRenewal = null;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      const unsubscribe = onRecovery ? this.ctx.onStoreReachable?.(done) : undefined;
-      this.ctx.signal.addEventListener("abort", done, { once: true });
-      this.#cancelRenewal = done;
     });
   }
 }
