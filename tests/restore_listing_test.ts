@@ -70,3 +70,19 @@ Deno.test("[file] a large directory is read in pages, in order, after a cursor",
   for await (const name of sortedFiles(dir, "", () => true)) if (name) break;
   await cleanup(dir);
 });
+
+Deno.test("[file] a backup directory reached through a symbolic link lists like the real one", async () => {
+  const root = await tempDir();
+  const real = `${root}/real`;
+  const store = openStore(`file://${real}`);
+  const all = keys(30).sort();
+  await fill(store, all);
+  await Deno.symlink(real, `${root}/link`);
+  const linked = openStore(`file://${root}/link`);
+  assert.deepEqual(await listed(linked, ""), all, "find must follow the link it is given (-H)");
+  assert.deepEqual(
+    await listed(linked, "a/wal/", "a/wal/00000001-000009.wal"),
+    all.filter((k) => k > "a/wal/00000001-000009.wal" && k.startsWith("a/wal/")),
+  );
+  await cleanup(root);
+});

@@ -6,7 +6,7 @@
  */
 import { dirname, join } from "node:path";
 import { asUserError, ExitCode, notFoundError, storageError, WalsyncError } from "../errors.ts";
-import { directoryNames, sortedFiles } from "./file_list.ts";
+import { directoryNames, filesMatching, sortedFiles } from "./file_list.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
@@ -268,29 +268,23 @@ export async function uploadLeftovers(wrapped: Store, prefix = ""): Promise<stri
   if (!store) return [];
   const found: string[] = [];
   const now = Date.now();
-  const walk = async (relative: string) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(join(store.dir, relative)));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return;
-      throw e;
-    }
-    for (const entry of entries) {
-      const key = relative ? `${relative}/${entry.name}` : entry.name;
-      if (entry.isDirectory) await walk(key);
-      else if (entry.isFile && key.startsWith(prefix) && entry.name.includes(TEMP_MARK)) {
-        const stat = await Deno.stat(join(store.dir, key)).catch(() => null);
-        if (!stat) continue; // renamed or removed meanwhile: not a leftover
-        const writer = /\.tmp-(\d+)-(.+)-[0-9a-f]{8}$/.exec(entry.name);
-        const gone = writer !== null && writer[2] === HOST && !processAlive(Number(writer[1]));
-        if (gone || now - (stat.mtime?.getTime() ?? now) > LEFTOVER_AGE_MS) found.push(key);
-      }
+  // Only the folder the prefix can be in is searched, and only temp names come back (a folder of
+  // 200,000 segments is never read into memory).
+  const base = prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "";
+  const search = async () => {
+    for await (const relative of filesMatching(base ? join(store.dir, base) : store.dir, `*${TEMP_MARK}*`)) {
+      const key = base ? `${base}/${relative}` : relative;
+      if (!key.startsWith(prefix)) continue;
+      const stat = await Deno.stat(join(store.dir, key)).catch(() => null);
+      if (!stat) continue; // renamed or removed meanwhile: not a leftover
+      const name = key.slice(key.lastIndexOf("/") + 1);
+      const writer = /\.tmp-(\d+)-(.+)-[0-9a-f]{8}$/.exec(name);
+      const gone = writer !== null && writer[2] === HOST && !processAlive(Number(writer[1]));
+      if (gone || now - (stat.mtime?.getTime() ?? now) > LEFTOVER_AGE_MS) found.push(key);
     }
   };
-  // Only the folders the prefix can be in are walked.
   try {
-    await walk(prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "");
+    await search();
   } catch (e) {
     throw asUserError(e, `cannot list backup directory ${store.dir}`, ExitCode.Storage);
   }

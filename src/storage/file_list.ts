@@ -17,12 +17,12 @@ let findMissing = false;
 let sortMissing = false;
 
 /** The command that prints the files of "$1" (minus the `! -name` patterns after it), sorted by byte. */
-const SORTED_FIND = 'd=$1; shift; find "$d" -mindepth 1 -maxdepth 1 -type f "$@" -print0 | LC_ALL=C sort -z';
+const SORTED_FIND = 'd=$1; shift; find -H "$d" -mindepth 1 -maxdepth 1 -type f "$@" -print0 | LC_ALL=C sort -z';
 
 /** The names of the entries of `dir` of one type ("f" files, "d" directories), streamed in batches. */
 async function* entryNames(dir: string, type: "f" | "d", exclude: string[] = []): AsyncGenerator<string[]> {
   if (!findMissing) {
-    const args = [dir, "-mindepth", "1", "-maxdepth", "1", "-type", type, ...excluding(exclude), "-print0"];
+    const args = ["-H", dir, "-mindepth", "1", "-maxdepth", "1", "-type", type, ...excluding(exclude), "-print0"];
     const child = spawn("find", args);
     if (child) {
       yield* namesOf(child, dir);
@@ -54,7 +54,11 @@ function spawn(command: string, args: string[]): Deno.ChildProcess | null {
  * The NUL-separated paths a child prints, as batches of names (one array per chunk read: per-name
  * work stays synchronous). A directory that does not exist lists nothing; other failures throw.
  */
-async function* namesOf(child: Deno.ChildProcess, dir: string): AsyncGenerator<string[]> {
+async function* namesOf(
+  child: Deno.ChildProcess,
+  dir: string,
+  nameOf = (path: string) => path.slice(path.lastIndexOf("/") + 1),
+): AsyncGenerator<string[]> {
   const errors = new Response(child.stderr).text();
   const decoder = new TextDecoder();
   let rest = new Uint8Array(0);
@@ -65,7 +69,7 @@ async function* namesOf(child: Deno.ChildProcess, dir: string): AsyncGenerator<s
       const end = bytes.lastIndexOf(0) + 1;
       const paths = decoder.decode(bytes.subarray(0, end)).split("\0");
       paths.pop();
-      yield paths.map((path) => path.slice(path.lastIndexOf("/") + 1));
+      yield paths.map(nameOf);
       rest = bytes.slice(end);
     }
     finished = true;
@@ -110,6 +114,40 @@ async function* denoNames(dir: string, type: "f" | "d"): AsyncGenerator<string[]
 }
 
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * The paths (relative to `dir`, "/"-separated) of the files at any depth under `dir` whose names match
+ * the shell `pattern`, in no order, streamed from `find` (only the matches cross into this process);
+ * without `find`, from a walk with Deno's reader.
+ */
+export async function* filesMatching(dir: string, pattern: string): AsyncGenerator<string> {
+  if (!findMissing) {
+    const child = spawn("find", ["-H", dir, "-type", "f", "-name", pattern, "-print0"]);
+    if (child) {
+      for await (const paths of namesOf(child, dir, (path) => path.slice(dir.length + 1))) yield* paths;
+      return;
+    }
+    findMissing = true;
+  }
+  yield* walkMatching(
+    dir,
+    "",
+    new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`),
+  );
+}
+
+async function* walkMatching(dir: string, relative: string, name: RegExp): AsyncGenerator<string> {
+  try {
+    for await (const entry of Deno.readDir(relative ? `${dir}/${relative}` : dir)) {
+      const path = relative ? `${relative}/${entry.name}` : entry.name;
+      if (entry.isDirectory) yield* walkMatching(dir, path, name);
+      else if (entry.isFile && name.test(entry.name)) yield path;
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return;
+    throw e;
+  }
+}
 
 /** The names of the subdirectories of `dir`, in no order (held: a store has few directories). */
 export async function directoryNames(dir: string): Promise<string[]> {
