@@ -29,6 +29,9 @@ import { onInterrupt } from "../shutdown.ts";
 import { checkOutputDir, createTemp, inspectOutput, moveIntoPlace, outputExists } from "../restore/output.ts";
 import type { Store } from "../storage/store.ts";
 import { retainedView } from "../lifecycle/mark.ts";
+import { pageSetsOf } from "../compact/history.ts";
+import { restorePath } from "../compact/levels.ts";
+import { replayPageSet } from "../compact/replay.ts";
 
 /** Options of `restore`. */
 export interface RestoreOptions {
@@ -50,6 +53,8 @@ export interface RestoreResult {
   time?: string;
   snapshot?: string;
   segments?: number;
+  /** Compacted page sets applied after the snapshot (docs/design.md §11.1). */
+  pageSets?: number;
   size?: number;
   /** Duplicate segments that were not on the chain and were passed over (warnings, not damage). */
   orphans?: string[];
@@ -98,14 +103,15 @@ export async function restoreCommand(
     }
     checkIntegrity(temp.path);
     await localFiles(output, () => moveIntoPlace(temp.path, output, options.force ?? false));
-    const { plan, size, avoided, segments, orphans } = rebuilt;
+    const { plan, size, avoided, segments, pageSets, time, orphans } = rebuilt;
     return {
       name,
       output,
       generation: plan.generation,
-      time: new Date(plan.time).toISOString(),
+      time: new Date(time).toISOString(),
       snapshot: plan.snapshot.key,
       segments,
+      pageSets,
       size,
       orphans,
       ...(avoided.length ? { damaged: avoided.map((e) => e.message) } : {}),
@@ -164,6 +170,10 @@ interface Rebuilt {
   size: number;
   /** Segments applied after the snapshot. */
   segments: number;
+  /** Page sets applied after the snapshot. */
+  pageSets: number;
+  /** The time of the last object applied. */
+  time: number;
   /** Duplicate segments passed over (not on the chain). */
   orphans: string[];
   avoided: DamageError[];
@@ -234,14 +244,32 @@ async function rebuild(
   file: Deno.FsFile,
   hint: StateHint | null,
   onObject: (key: string) => void,
-): Promise<{ size: number; segments: number; orphans: string[] }> {
+): Promise<{ size: number; segments: number; pageSets: number; time: number; orphans: string[] }> {
   const writer = fileWriter(file);
   let state: ReplayState = await replaySnapshot(store, plan.snapshot, writer);
-  const listed = segmentsOf(store, plan.name, plan.generation, plan.snapshot.time, plan.upTo);
+  let time = plan.snapshot.time;
+  // Compacted page sets first, as far as they go without passing the target (docs/design.md §11.1).
+  const sets = await pageSetsOf(store, plan.name, plan.generation);
+  const path = restorePath(sets, state.nextIndex, plan.upTo);
+  for (const set of path) {
+    onObject(set.key);
+    state = (await replayPageSet(store, set, state, writer)).state;
+    time = set.time;
+  }
+  // Segments a level-1 set replaces may be gone (compacted, older than the fine history).
+  const compacted = (index: number) =>
+    sets.some((s) => s.level === 1 && s.firstIndex <= index && index <= s.lastIndex);
+  const listed = segmentsOf(store, plan.name, plan.generation, time, plan.upTo);
   const fetched = prefetch(store, listed);
   let segments = 0;
   const orphans: string[] = [];
   for await (const { item, orphan } of chainOrder(withMeta(fetched), state)) {
+    const meta = item.meta as { index?: number } | null;
+    if (!orphan && meta?.index !== undefined && meta.index > state.nextIndex && compacted(state.nextIndex)) {
+      // The next segments were compacted away: the state stays at the last commit before them.
+      item.release();
+      break;
+    }
     if (orphan) {
       item.release();
       orphans.push(item.object.key);
@@ -253,6 +281,7 @@ async function rebuild(
     }
     onObject(item.object.key);
     state = await replaySegment(store, item.object as SegmentObject, state, writer, item.open);
+    time = item.object.time;
     segments++;
   }
   const tail = plan.atEnd ? hintedTail(plan.name, plan.generation, state.nextIndex, hint) : null;
@@ -260,7 +289,7 @@ async function rebuild(
   const size = state.pageCount * state.pageSize;
   await file.truncate(size);
   await file.sync();
-  return { size, segments, orphans };
+  return { size, segments, pageSets: path.length, time, orphans };
 }
 
 /** Runs `PRAGMA integrity_check` on the rebuilt file, opened immutable so nothing is written to it. */
