@@ -10,6 +10,7 @@ import * as log from "../log.ts";
 import type { Store } from "../storage/store.ts";
 import { compactDatabase, type CompactionResult } from "./compact.ts";
 import { DEFAULT_FINE_HISTORY_MS, DEFAULT_LEVELS_MS } from "./levels.ts";
+import type { PageSetObject } from "./key.ts";
 
 /** Compaction settings of `watch`. */
 export interface CompactionSettings {
@@ -29,6 +30,8 @@ export class BackgroundCompaction {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #pass: Promise<void> | null = null;
   #stopped = false;
+  /** Per database: the page sets earlier passes learned about (see CompactionOptions.cache). */
+  readonly #caches = new Map<string, Map<number, PageSetObject[][]>>();
   /** Completed passes, and what the last pass did per database (for tests and logs). */
   passes = 0;
   last: CompactionResult[] = [];
@@ -59,10 +62,17 @@ export class BackgroundCompaction {
     for (const name of this.names()) {
       if (this.#stopped) return;
       try {
+        let cache = this.#caches.get(name);
+        if (!cache) this.#caches.set(name, cache = new Map());
         results.push(
-          await compactDatabase(this.store, name, { levelsMs: this.#levels!, fineHistoryMs: this.#fineMs }),
+          await compactDatabase(this.store, name, {
+            levelsMs: this.#levels!,
+            fineHistoryMs: this.#fineMs,
+            cache,
+          }),
         );
       } catch (e) {
+        this.#caches.delete(name);
         if (e instanceof WalsyncError && e.exitCode === 3) continue; // nothing stored yet
         log.warn(
           `${name}: compaction pass failed (retried in ${this.#intervalMs} ms): ${(e as Error).message}`,

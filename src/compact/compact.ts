@@ -33,6 +33,12 @@ export interface CompactionOptions {
   fineHistoryMs?: number;
   /** The current time (ms; tests and benchmarks generate history in the past). */
   now?: number;
+  /**
+   * What an earlier pass of this process learned about the database's page sets (per generation,
+   * per level, trimmed to what later passes need): saves listing them all every pass. Only this
+   * process (the lease holder) adds page sets; anything unexpected (damage, a set gone) drops it.
+   */
+  cache?: Map<number, PageSetObject[][]>;
 }
 
 /** What one pass did to one database. */
@@ -71,10 +77,25 @@ export async function compactDatabase(
   const result: CompactionResult = { name, built: levels.map(() => 0), deletedSegments: 0, deletedBytes: 0 };
   const snapshots = await snapshotTimes(view, name);
   const generations = [...snapshots.keys()].sort((a, b) => a - b);
+  const cache = options.cache ?? new Map<number, PageSetObject[][]>();
+  for (const key of cache.keys()) if (!snapshots.has(key)) cache.delete(key);
   for (const [i, generation] of generations.entries()) {
     const ended = i < generations.length - 1;
-    await compactGeneration(view, name, generation, snapshots.get(generation)!, ended, levels, result);
-    await deleteReplaced(view, name, generation, now - fine, result);
+    let byLevel = cache.get(generation);
+    cache.delete(generation); // back only if the pass goes through
+    byLevel ??= await listLevels(view, name, generation, levels.length);
+    const clean = await compactGeneration(
+      view,
+      name,
+      generation,
+      snapshots.get(generation)!,
+      ended,
+      levels,
+      byLevel,
+      result,
+    );
+    await deleteReplaced(view, name, generation, now - fine, byLevel[0], result);
+    if (clean) cache.set(generation, trim(byLevel, now - fine - levels[0]));
   }
   if (result.built.some((n) => n) || result.deletedSegments) {
     log.info(
@@ -85,7 +106,30 @@ export async function compactDatabase(
   return result;
 }
 
-/** Builds every closed group of every level of one generation. */
+/** The page sets of one generation by level, in index order (one listing). */
+async function listLevels(store: Store, name: string, generation: number, count: number) {
+  const byLevel: PageSetObject[][] = Array.from({ length: count }, () => []);
+  for await (const set of listPageSets(store, name, generation)) {
+    if (set.level <= count) byLevel[set.level - 1].push(set);
+  }
+  for (const list of byLevel) list.sort((a, b) => a.firstIndex - b.firstIndex || a.lastIndex - b.lastIndex);
+  return byLevel;
+}
+
+/**
+ * What a later pass needs of `byLevel`: each level's last set, the sets the next level has not
+ * merged yet, and the level-1 sets that may still replace segments (from `keepFrom` on).
+ */
+function trim(byLevel: PageSetObject[][], keepFrom: number): PageSetObject[][] {
+  return byLevel.map((sets, l) => {
+    const merged = byLevel[l + 1]?.at(-1)?.lastIndex ?? Infinity;
+    return sets.filter((s, i) =>
+      i === sets.length - 1 || s.lastIndex > merged || (l === 0 && s.time >= keepFrom)
+    );
+  });
+}
+
+/** Builds every closed group of every level of one generation; false when it stopped at damage. */
 async function compactGeneration(
   store: Store,
   name: string,
@@ -93,13 +137,9 @@ async function compactGeneration(
   snaps: number[],
   ended: boolean,
   levels: number[],
+  byLevel: PageSetObject[][],
   result: CompactionResult,
-): Promise<void> {
-  const byLevel: PageSetObject[][] = levels.map(() => []);
-  for await (const set of listPageSets(store, name, generation)) {
-    if (set.level <= levels.length) byLevel[set.level - 1].push(set);
-  }
-  for (const list of byLevel) list.sort((a, b) => a.firstIndex - b.firstIndex || a.lastIndex - b.lastIndex);
+): Promise<boolean> {
   // Level 1, from the segments after the last level-1 set.
   const frontier = byLevel[0].at(-1)?.time ?? -1;
   const segments: SegmentObject[] = [];
@@ -111,7 +151,7 @@ async function compactGeneration(
   for (const group of groupWindows(raw, levels[0], snaps, ended, snapshotAfter(lastRaw))) {
     if (!group.closed) break;
     const built = await attempt(name, () => buildFromSegments(store, name, generation, group.items));
-    if (!built) return;
+    if (!built) return false;
     byLevel[0].push(built.set);
     result.built[0]++;
   }
@@ -136,6 +176,7 @@ async function compactGeneration(
       result.built[l]++;
     }
   }
+  return true;
 }
 
 /** Runs a build; damage in its sources is logged and ends this generation's pass (null). */
@@ -159,14 +200,19 @@ async function deleteReplaced(
   name: string,
   generation: number,
   cutoff: number,
+  known: PageSetObject[],
   result: CompactionResult,
 ): Promise<void> {
   const candidates: BackupObject[] = [];
   for await (const s of segmentsOf(store, name, generation, -1, cutoff)) candidates.push(s);
   if (candidates.length === 0) return;
-  const level1: PageSetObject[] = [];
-  for await (const set of listPageSets(store, name, generation)) if (set.level === 1) level1.push(set);
-  level1.sort((a, b) => a.time - b.time);
+  let level1 = [...known].sort((a, b) => a.time - b.time);
+  if (candidates.some((s) => !coveringSet(level1, s.time))) {
+    // Older segments than the known sets cover (a pass that fell behind): list them all once.
+    level1 = [];
+    for await (const set of listPageSets(store, name, generation)) if (set.level === 1) level1.push(set);
+    level1.sort((a, b) => a.time - b.time);
+  }
   const confirmed = new Map<string, boolean>();
   const isConfirmed = async (set: PageSetObject) => {
     let ok = confirmed.get(set.key);
