@@ -30,7 +30,7 @@ export interface GenerationHistory {
   snapshots: BackupObject[];
   segments: SegmentSummary | null;
   /** Its compacted page sets (docs/design.md §11.1), counted when the listing saw them. */
-  pages?: { count: number; bytes: number };
+  pages?: { count: number; bytes: number; last: number };
 }
 
 /** A database's history: generations in order, and its other keys (state.json, lease.json, unknown). */
@@ -44,7 +44,7 @@ export interface DatabaseHistory {
 class HistoryBuilder {
   readonly #generations = new Map<number, GenerationHistory>();
   readonly others: ListedObject[] = [];
-  readonly #pages = new Map<number, { count: number; bytes: number }>();
+  readonly #pages = new Map<number, { count: number; bytes: number; last: number }>();
 
   constructor(readonly name: string, readonly target: number) {}
 
@@ -53,9 +53,10 @@ class HistoryBuilder {
     const set = object ? null : parsePageSetKey(entry.key, entry.size);
     if (set?.name === this.name) {
       // `<name>/pages/` lists before the snapshots: counted here, attached to generations in build().
-      const p = this.#pages.get(set.generation) ?? { count: 0, bytes: 0 };
+      const p = this.#pages.get(set.generation) ?? { count: 0, bytes: 0, last: 0 };
       p.count++;
       p.bytes += set.size;
+      p.last = Math.max(p.last, set.time);
       this.#pages.set(set.generation, p);
       return;
     }
@@ -177,7 +178,7 @@ export async function* replayOrder(
 
 /** The time of a generation's last object. */
 export function lastTime(g: GenerationHistory): number {
-  return Math.max(g.snapshots.at(-1)?.time ?? 0, g.segments?.last.time ?? 0);
+  return Math.max(g.snapshots.at(-1)?.time ?? 0, g.segments?.last.time ?? 0, g.pages?.last ?? 0);
 }
 
 /** The time range a generation can restore if nothing is damaged: its first snapshot to its last object. */
