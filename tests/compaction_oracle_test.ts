@@ -68,9 +68,17 @@ Deno.test("compaction: every retained time restores exactly (fine) or to its lev
   ];
   const watches = await Promise.all(backends.map((b) => startWatch([db, "-b", b.url, ...args], b.env)));
   // Few multi-megabyte transactions: two watchers, snapshots every 10 s and compaction share 2 CPUs.
+  // Half way, a one-shot prune (another process) races the running watchers and their compaction.
+  const pruned = (async () => {
+    await new Promise((r) => setTimeout(r, 25_000));
+    return await Promise.all(
+      backends.map((b) => walsync(["prune", "-b", b.url, "--retention", "15s", "--json"], { env: b.env })),
+    );
+  })();
   await mustRun("python3", [ORACLE, "run", `${dir}/log.jsonl`, "40", db], {
     env: { ORACLE_SEED: seed + "1", ORACLE_BIG: "0.001" },
   });
+  for (const p of await pruned) assert.equal(p.code, 0, p.stderr);
   await new Promise((r) => setTimeout(r, 2500));
   const shipped: number[] = [];
   for (const w of watches) {
