@@ -168,10 +168,10 @@ async function compactGeneration(
         log.warn(
           `${name}: compaction: level-${l} sets of a window are not contiguous; level ${l + 1} skipped`,
         );
-        break;
+        return false;
       }
       const built = await attempt(name, () => buildFromSets(store, name, generation, l + 1, group.items));
-      if (!built) break;
+      if (!built) return false;
       byLevel[l].push(built.set);
       result.built[l]++;
     }
