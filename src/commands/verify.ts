@@ -24,11 +24,7 @@ import { uploadLeftovers } from "../storage/file.ts";
 import type { ListedObject, Store } from "../storage/store.ts";
 import * as log from "../log.ts";
 import { inspectObject } from "../restore/apply.ts";
-import type { BackupObject } from "../layout.ts";
-import { pageSetsOf } from "../compact/history.ts";
-import type { PageSetObject } from "../compact/key.ts";
-import { inspectPageSet } from "../compact/replay.ts";
-import { inspectAsChainItem, substituteCompacted } from "../compact/verify_chain.ts";
+import { compactedChain } from "../compact/verify_chain.ts";
 import { proveSnapshots } from "../restore/prove.ts";
 import { analyzeChain, type ChainReport, type TimeRange } from "../restore/chain.ts";
 import {
@@ -250,17 +246,11 @@ async function verifyGeneration(
   counts: { keyless: number },
 ): Promise<ChainReport> {
   // Compacted generations: page sets stand in for the segments compaction deleted (§11.1).
-  const sets = g.pages ? await pageSetsOf(store, name, g.generation) : [];
-  const level1 = sets.filter((s) => s.level === 1).sort((a, b) => a.time - b.time);
-  const walked = new Set<string>();
-  const segments = g.segments ? segmentsOf(store, name, g.generation) : empty<BackupObject>();
-  const objects = replayOrder(g.snapshots, substituteCompacted(segments, level1, walked));
+  const chain = await compactedChain(store, name, g, quick);
   const limit = quick ? CONCURRENCY.quick : CONCURRENCY.full;
-  const inspections = mapOrdered(objects, limit, (object) => {
+  const inspections = mapOrdered(chain.objects, limit, (object) => {
     log.debug(`checking ${object.key}`);
-    return object.kind === "pages"
-      ? inspectAsChainItem(store, object as PageSetObject, quick)
-      : inspectObject(store, object, quick);
+    return chain.inspect(object, () => inspectObject(store, object, quick));
   });
   async function* onChain() {
     for await (const { item, orphan } of chainOrder(inspections, null)) {
@@ -283,12 +273,7 @@ async function verifyGeneration(
   }
   const report = await analyzeChain(name, g.generation, onChain());
   // The page sets not walked on the chain are checked on their own: a restore may read them.
-  const others = (async function* () {
-    yield* sets.filter((s) => !walked.has(s.key));
-  })();
-  for await (const inspection of mapOrdered(others, limit, (s) => inspectPageSet(store, s, quick))) {
-    if (inspection.damage) report.damages.push(inspection.damage);
-  }
+  report.damages.push(...await chain.restDamage(limit));
   return report;
 }
 
