@@ -32,6 +32,7 @@ import { retainedView } from "../lifecycle/mark.ts";
 import { pageSetsOf } from "../compact/history.ts";
 import { restorePath } from "../compact/levels.ts";
 import { replayPageSet } from "../compact/replay.ts";
+import { parsePageSetKey } from "../compact/key.ts";
 
 /** Options of `restore`. */
 export interface RestoreOptions {
@@ -205,7 +206,9 @@ async function rebuildFirstIntact(
 ): Promise<Rebuilt> {
   const avoided: DamageError[] = choice.damage ? [new DamageError(choice.damage, store.url)] : [];
   const damagedKeys = new Set<string>();
-  for (const plan of [...choice.plans, ...choice.fallbacks]) {
+  const plans = [...choice.plans, ...choice.fallbacks];
+  for (let i = 0; i < plans.length; i++) {
+    const plan = plans[i];
     // A plan is skipped when its snapshot is known damaged; a damaged segment shows again when read.
     if (damagedKeys.has(plan.snapshot.key)) continue;
     if (avoided.length) log.warn(`${avoided.at(-1)!.message}; trying ${describePlan(plan)} instead`);
@@ -218,7 +221,7 @@ async function rebuildFirstIntact(
         `restore "${plan.name}"`,
         plan.snapshot.size,
         store,
-        (s) => rebuild(s, plan, file, hint, (key) => reading = key),
+        (s) => rebuild(s, plan, file, hint, (key) => reading = key, damagedKeys),
       );
       if (avoided.length) {
         log.warn(`restored "${plan.name}" from ${describePlan(plan)} instead, because ${avoided[0].message}`);
@@ -227,7 +230,10 @@ async function rebuildFirstIntact(
     } catch (e) {
       if (!(e instanceof DamageError)) throw e;
       avoided.push(e);
+      const pageSet = parsePageSetKey(reading) !== null && !damagedKeys.has(reading);
       damagedKeys.add(reading);
+      // A damaged page set: the same plan again without it (the sets or segments below it remain).
+      if (pageSet) i--;
     }
   }
   throw withOlderState(avoided[0], choice, store);
@@ -257,12 +263,13 @@ async function rebuild(
   file: Deno.FsFile,
   hint: StateHint | null,
   onObject: (key: string) => void,
+  damaged: Set<string> = new Set(),
 ): Promise<{ size: number; segments: number; pageSets: number; time: number; orphans: string[] }> {
   const writer = fileWriter(file);
   let state: ReplayState = await replaySnapshot(store, plan.snapshot, writer);
   let time = plan.snapshot.time;
   // Compacted page sets first, as far as they go without passing the target (docs/design.md §11.1).
-  const sets = await pageSetsOf(store, plan.name, plan.generation);
+  const sets = (await pageSetsOf(store, plan.name, plan.generation)).filter((s) => !damaged.has(s.key));
   const path = restorePath(sets, state.nextIndex, plan.upTo);
   for (const set of path) {
     onObject(set.key);
