@@ -13,6 +13,7 @@ import { snapshotCommand } from "./src/commands/snapshot.ts";
 import { formatVerifyReport, verifyCommand } from "./src/commands/verify.ts";
 import { formatPruneResults, pruneCommand } from "./src/commands/prune.ts";
 import { parseRetention } from "./src/lifecycle/options.ts";
+import { compactionSettings } from "./src/compact/options.ts";
 import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
 import { resolveWatchSettings } from "./src/config/watch_settings.ts";
 import { operationsHooks } from "./src/metrics/hooks.ts";
@@ -154,6 +155,18 @@ export function buildProgram(): Command {
       "history to keep: 1h, 7d...; 0 or forever keeps everything (default 24h)",
     )
     .option("--retention-check-interval <DURATION>", "time between two retention passes (default 1h)")
+    .option(
+      "--fine-history <DURATION>",
+      "keep every segment (one-sync-interval precision) this long; older history is compacted (default 1h)",
+    )
+    .option(
+      "--compaction-levels <LIST>",
+      "compaction level windows, finest first, or off (default 30s,5m,1h)",
+    )
+    .option(
+      "--compaction-interval <DURATION>",
+      "time between two compaction passes (default: the finest level)",
+    )
     .action(async (dbs: string[], opts, cmd: Command) => {
       const s = await resolveWatchSettings(dbs, opts, (k) => cmd.getOptionValueSource(k), WATCH_DEFAULTS);
       const global = program.opts();
@@ -181,6 +194,7 @@ export function buildProgram(): Command {
           : positiveInteger(opts.concurrency, "--concurrency"),
         retentionMs: s.retentionMs,
         retentionCheckIntervalMs: s.retentionCheckIntervalMs,
+        ...compactionSettings(opts),
         ...operationsHooks(s),
       });
       if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);

@@ -51,8 +51,8 @@ export function formatGeneration(generation: number): string {
   return String(generation).padStart(8, "0");
 }
 
-/** The kind of a stored object, from its key. */
-export type ObjectKind = "snapshot" | "segment";
+/** The kind of a stored object, from its key ("pages": a compacted page set, src/compact/key.ts). */
+export type ObjectKind = "snapshot" | "segment" | "pages";
 
 /** A snapshot or segment key, decoded. */
 export interface BackupObject {

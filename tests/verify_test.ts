@@ -82,6 +82,7 @@ for (const label of ["s3", "file"] as const) {
         generation: 1,
         snapshots: f.snapshots.length,
         segments: f.segments.length,
+        pageSets: 0,
         bytes: 0,
         ok: true,
         restorable: [{ from: iso(keyTime(f.snapshots[0])), to: iso(last) }],

@@ -13,6 +13,8 @@ export interface ListedGeneration {
   generation: number;
   snapshots: number;
   segments: number;
+  /** Compacted page sets (docs/design.md §11.1). */
+  pageSets: number;
   /** Total bytes stored for this generation. */
   bytes: number;
   /** Restorable time range (ISO 8601), or null if the generation has no snapshot. */
@@ -29,6 +31,9 @@ export interface ListedDatabase {
   restorableFrom: string | null;
   restorableTo: string | null;
   generations: ListedGeneration[];
+  /** Objects (snapshots, segments, page sets) and their stored bytes, over the listed generations. */
+  objects: number;
+  bytes: number;
   /** Seconds since the newest object (snapshot or segment) was written: a stale backup shows here. */
   newestAgeSeconds: number | null;
 }
@@ -55,7 +60,8 @@ export async function listCommand(store: Store): Promise<ListedDatabase[]> {
         generation: g.generation,
         snapshots: g.snapshots.length,
         segments: g.segments?.count ?? 0,
-        bytes: g.snapshots.reduce((n, o) => n + o.size, g.segments?.bytes ?? 0),
+        pageSets: g.pages?.count ?? 0,
+        bytes: g.snapshots.reduce((n, o) => n + o.size, (g.segments?.bytes ?? 0) + (g.pages?.bytes ?? 0)),
         restorableFrom: iso(range?.from),
         restorableTo: iso(range?.to),
       };
@@ -75,6 +81,8 @@ export async function listCommand(store: Store): Promise<ListedDatabase[]> {
       ),
       restorableTo: iso(ranges.length ? Math.max(...ranges.map((r) => r.to)) : undefined),
       generations,
+      objects: generations.reduce((n, g) => n + g.snapshots + g.segments + g.pageSets, 0),
+      bytes: generations.reduce((n, g) => n + g.bytes, 0),
       newestAgeSeconds: newestAge(
         db.generations.flatMap((g) => [...g.snapshots, ...(g.segments ? [g.segments.last] : [])]),
       ),

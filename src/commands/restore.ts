@@ -29,6 +29,10 @@ import { onInterrupt } from "../shutdown.ts";
 import { checkOutputDir, createTemp, inspectOutput, moveIntoPlace, outputExists } from "../restore/output.ts";
 import type { Store } from "../storage/store.ts";
 import { retainedView } from "../lifecycle/mark.ts";
+import { pageSetsOf } from "../compact/history.ts";
+import { restorePath } from "../compact/levels.ts";
+import { replayPageSet } from "../compact/replay.ts";
+import { parsePageSetKey } from "../compact/key.ts";
 
 /** Options of `restore`. */
 export interface RestoreOptions {
@@ -50,6 +54,8 @@ export interface RestoreResult {
   time?: string;
   snapshot?: string;
   segments?: number;
+  /** Compacted page sets applied after the snapshot (docs/design.md §11.1). */
+  pageSets?: number;
   size?: number;
   /** Duplicate segments that were not on the chain and were passed over (warnings, not damage). */
   orphans?: string[];
@@ -92,20 +98,34 @@ export async function restoreCommand(
   try {
     let rebuilt: Rebuilt;
     try {
-      rebuilt = await localFiles(output, () => rebuildFirstIntact(store, choice, temp.file, hint));
+      try {
+        rebuilt = await localFiles(output, () => rebuildFirstIntact(store, choice, temp.file, hint));
+      } catch (e) {
+        // Compaction deletes segments older than the fine history once a page set replaces them; a
+        // restore that listed them just before reads the history again, once (docs/design.md §11.1).
+        if (!(e instanceof DamageError && e.damage.reason === "missing" && e.damage.kind === "segment")) {
+          throw e;
+        }
+        log.info(`${e.message}; compacted meanwhile? reading the history again`);
+        const again = await readBackup(store, name, options.pointInTime);
+        if (!again) throw e;
+        const retry = chooseRestore(again.history, options.pointInTime, again.hint);
+        rebuilt = await localFiles(output, () => rebuildFirstIntact(store, retry, temp.file, again.hint));
+      }
     } finally {
       temp.file.close();
     }
     checkIntegrity(temp.path);
     await localFiles(output, () => moveIntoPlace(temp.path, output, options.force ?? false));
-    const { plan, size, avoided, segments, orphans } = rebuilt;
+    const { plan, size, avoided, segments, pageSets, time, orphans } = rebuilt;
     return {
       name,
       output,
       generation: plan.generation,
-      time: new Date(plan.time).toISOString(),
+      time: new Date(time).toISOString(),
       snapshot: plan.snapshot.key,
       segments,
+      pageSets,
       size,
       orphans,
       ...(avoided.length ? { damaged: avoided.map((e) => e.message) } : {}),
@@ -164,6 +184,10 @@ interface Rebuilt {
   size: number;
   /** Segments applied after the snapshot. */
   segments: number;
+  /** Page sets applied after the snapshot. */
+  pageSets: number;
+  /** The time of the last object applied. */
+  time: number;
   /** Duplicate segments passed over (not on the chain). */
   orphans: string[];
   avoided: DamageError[];
@@ -182,7 +206,9 @@ async function rebuildFirstIntact(
 ): Promise<Rebuilt> {
   const avoided: DamageError[] = choice.damage ? [new DamageError(choice.damage, store.url)] : [];
   const damagedKeys = new Set<string>();
-  for (const plan of [...choice.plans, ...choice.fallbacks]) {
+  const plans = [...choice.plans, ...choice.fallbacks];
+  for (let i = 0; i < plans.length; i++) {
+    const plan = plans[i];
     // A plan is skipped when its snapshot is known damaged; a damaged segment shows again when read.
     if (damagedKeys.has(plan.snapshot.key)) continue;
     if (avoided.length) log.warn(`${avoided.at(-1)!.message}; trying ${describePlan(plan)} instead`);
@@ -195,7 +221,7 @@ async function rebuildFirstIntact(
         `restore "${plan.name}"`,
         plan.snapshot.size,
         store,
-        (s) => rebuild(s, plan, file, hint, (key) => reading = key),
+        (s) => rebuild(s, plan, file, hint, (key) => reading = key, damagedKeys),
       );
       if (avoided.length) {
         log.warn(`restored "${plan.name}" from ${describePlan(plan)} instead, because ${avoided[0].message}`);
@@ -204,7 +230,10 @@ async function rebuildFirstIntact(
     } catch (e) {
       if (!(e instanceof DamageError)) throw e;
       avoided.push(e);
+      const pageSet = parsePageSetKey(reading) !== null && !damagedKeys.has(reading);
       damagedKeys.add(reading);
+      // A damaged page set: the same plan again without it (the sets or segments below it remain).
+      if (pageSet) i--;
     }
   }
   throw withOlderState(avoided[0], choice, store);
@@ -234,14 +263,33 @@ async function rebuild(
   file: Deno.FsFile,
   hint: StateHint | null,
   onObject: (key: string) => void,
-): Promise<{ size: number; segments: number; orphans: string[] }> {
+  damaged: Set<string> = new Set(),
+): Promise<{ size: number; segments: number; pageSets: number; time: number; orphans: string[] }> {
   const writer = fileWriter(file);
   let state: ReplayState = await replaySnapshot(store, plan.snapshot, writer);
-  const listed = segmentsOf(store, plan.name, plan.generation, plan.snapshot.time, plan.upTo);
+  let time = plan.snapshot.time;
+  // Compacted page sets first, as far as they go without passing the target (docs/design.md §11.1).
+  const sets = (await pageSetsOf(store, plan.name, plan.generation)).filter((s) => !damaged.has(s.key));
+  const path = restorePath(sets, state.nextIndex, plan.upTo);
+  for (const set of path) {
+    onObject(set.key);
+    state = (await replayPageSet(store, set, state, writer)).state;
+    time = set.time;
+  }
+  // Segments a level-1 set replaces may be gone (compacted, older than the fine history).
+  const compacted = (index: number) =>
+    sets.some((s) => s.level === 1 && s.firstIndex <= index && index <= s.lastIndex);
+  const listed = segmentsOf(store, plan.name, plan.generation, time, plan.upTo);
   const fetched = prefetch(store, listed);
   let segments = 0;
   const orphans: string[] = [];
   for await (const { item, orphan } of chainOrder(withMeta(fetched), state)) {
+    const meta = item.meta as { index?: number } | null;
+    if (!orphan && meta?.index !== undefined && meta.index > state.nextIndex && compacted(state.nextIndex)) {
+      // The next segments were compacted away: the state stays at the last commit before them.
+      item.release();
+      break;
+    }
     if (orphan) {
       item.release();
       orphans.push(item.object.key);
@@ -253,6 +301,7 @@ async function rebuild(
     }
     onObject(item.object.key);
     state = await replaySegment(store, item.object as SegmentObject, state, writer, item.open);
+    time = item.object.time;
     segments++;
   }
   const tail = plan.atEnd ? hintedTail(plan.name, plan.generation, state.nextIndex, hint) : null;
@@ -260,7 +309,7 @@ async function rebuild(
   const size = state.pageCount * state.pageSize;
   await file.truncate(size);
   await file.sync();
-  return { size, segments, orphans };
+  return { size, segments, pageSets: path.length, time, orphans };
 }
 
 /** Runs `PRAGMA integrity_check` on the rebuilt file, opened immutable so nothing is written to it. */

@@ -9,13 +9,14 @@ import * as log from "../log.ts";
 import type { Store } from "../storage/store.ts";
 import { DEFAULT_LEASE_MS } from "../watch/lease.ts";
 import { BackgroundRetention, type RetentionOptions } from "../lifecycle/background.ts";
+import { BackgroundCompaction, type CompactionSettings } from "../compact/background.ts";
 import type { Operations } from "../metrics/hooks.ts";
 import { type SchedulerOptions, WatchScheduler } from "../watch/scheduler.ts";
 import type { WatchTarget } from "../watch/targets.ts";
 import { armClockStep } from "../watch/test_hooks.ts";
 
 /** Options of `watch`. */
-export interface WatchOptions extends SchedulerOptions, RetentionOptions {
+export interface WatchOptions extends SchedulerOptions, RetentionOptions, CompactionSettings {
   /** At shutdown, how long to wait for the last uploads before exiting anyway. */
   shutdownGraceMs: number;
   /** Config globs and metrics (src/metrics/hooks.ts). */
@@ -57,6 +58,7 @@ export async function watchCommand(
     ...options,
     retentionOf: (name) => scheduler.loops.find((l) => l.name === name)?.target.retentionMs,
   });
+  const compaction = new BackgroundCompaction(store, () => scheduler.loops.map((l) => l.name), options);
   let signalled = false;
   const onSignal = (signal: Deno.Signal) => () => {
     if (signalled) {
@@ -100,8 +102,9 @@ export async function watchCommand(
       remove: (path) => scheduler.remove(path),
     });
     retention.start();
+    compaction.start();
     await scheduler.stopped();
-    await retention.stop();
+    await Promise.all([retention.stop(), compaction.stop()]);
     await ops?.stop();
     const result = await scheduler.finish(options.shutdownGraceMs);
     if (scheduler.fatal) throw scheduler.fatal;

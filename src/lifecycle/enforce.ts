@@ -13,7 +13,8 @@ import { readHistory, replayOrder, segmentsOf } from "../log/history.ts";
 import { cleanUploadLeftovers } from "../storage/file.ts";
 import { MAX_DELETE_BATCH, type Store } from "../storage/store.ts";
 import { readMark, writeMark } from "./mark.ts";
-import { planDeletes, planRetention, type RetentionPlan } from "./retention.ts";
+import { belowHorizon, planDeletes, planRetention, type RetentionPlan } from "./retention.ts";
+import { listPageSets } from "../compact/key.ts";
 
 /** What retention did (or, on a dry run, would do) to one database. */
 export interface RetentionResult {
@@ -63,6 +64,21 @@ async function* doomed(store: Store, plan: RetentionPlan): AsyncGenerator<Backup
 }
 
 async function* none<T>(): AsyncGenerator<T> {}
+
+/**
+ * The page sets `plan` removes (docs/design.md §11.1): those of removed generations, and in the kept
+ * snapshot's generation those before it (a set never spans a snapshot, so its last segment is
+ * before the kept snapshot too).
+ */
+async function* doomedPageSets(store: Store, plan: RetentionPlan): AsyncGenerator<BackupObject> {
+  const keep = plan.keep;
+  if (!keep) return;
+  for await (const set of listPageSets(store, plan.name)) {
+    if (set.generation > keep.generation) return;
+    const whole = plan.wholeGenerations.some((g) => g.generation === set.generation);
+    if (whole || belowHorizon(set, keep)) yield set;
+  }
+}
 
 /**
  * Applies retention with `horizon` (ms since the epoch; 0 or less keeps everything) to database
@@ -119,10 +135,13 @@ export async function enforceRetention(
     }
     batch = [];
   };
-  for await (const object of doomed(store, plan)) {
-    options.onObject?.(object);
-    batch.push(object);
-    if (batch.length >= batchSize) await flush();
+  // Page sets first: a pass killed after them still has segments to delete, so the next one comes back.
+  for (const objects of [doomedPageSets(store, plan), doomed(store, plan)]) {
+    for await (const object of objects) {
+      options.onObject?.(object);
+      batch.push(object);
+      if (batch.length >= batchSize) await flush();
+    }
   }
   await flush();
   log.info(

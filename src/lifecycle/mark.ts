@@ -13,6 +13,7 @@ import { bytesSource } from "../storage/source.ts";
 import type { ListedObject, Store } from "../storage/store.ts";
 import { uploadVerified } from "../storage/upload.ts";
 import { belowHorizon } from "./retention.ts";
+import { parsePageSetKey } from "../compact/key.ts";
 
 /** What `<name>/retention.json` holds. */
 export interface RetentionMark {
@@ -88,7 +89,7 @@ export async function retainedView(store: Store, name: string): Promise<Store> {
   const own = retentionKey(name);
   const visible = (entry: ListedObject) => {
     if (entry.key === own) return false;
-    const object = parseObjectKey(entry.key);
+    const object = parseObjectKey(entry.key) ?? parsePageSetKey(entry.key);
     return !object || object.name !== name || !belowHorizon(object, keep);
   };
   const view: Store & { [PRUNED]?: RetentionMark } = {

@@ -13,6 +13,7 @@
  */
 import type { BackupObject } from "../layout.ts";
 import type { SegmentMeta, SnapshotMeta } from "../metadata.ts";
+import { type PageSetMeta, stateAfterPageSet } from "../compact/meta.ts";
 import {
   type ReplayState,
   segmentContinuity,
@@ -24,7 +25,8 @@ import {
 /** Anything flowing through the chain in replay order: an object and its metadata, if readable. */
 export interface ChainItem {
   object: BackupObject;
-  meta: SnapshotMeta | SegmentMeta | null;
+  /** A page set's metadata (src/compact/meta.ts) passes through as a non-segment. */
+  meta: SnapshotMeta | SegmentMeta | PageSetMeta | null;
 }
 
 /** An item in chain order, or an orphan (a duplicate that is not on the chain). */
@@ -42,6 +44,7 @@ function segmentMeta(item: ChainItem): SegmentMeta | null {
 function continues(seg: SegmentMeta, next: ChainItem | null): boolean {
   if (!next?.meta) return false;
   const after = stateAfterSegment(seg);
+  if ("firstIndex" in next.meta) return next.meta.firstIndex === after.nextIndex;
   return "index" in next.meta
     ? segmentContinuity(after, next.meta) === null
     : snapshotContinuity(after, next.meta as SnapshotMeta) === null;
@@ -103,7 +106,9 @@ export async function* chainOrder<T extends ChainItem>(
       yield { item, orphan: null };
       if (item.meta && item.object.kind === "snapshot") {
         state ??= stateAfterSnapshot(item.meta as SnapshotMeta);
-      } else if (item.object.kind === "segment") state = null; // unreadable metadata: the chain is unknown
+      } else if (item.meta && item.object.kind === "pages") {
+        state = stateAfterPageSet(item.meta as PageSetMeta); // compacted segments (docs/design.md §11.1)
+      } else if (item.object.kind !== "snapshot") state = null; // unreadable metadata: the chain is unknown
     }
   }
   yield* resolve(null);

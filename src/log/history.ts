@@ -11,6 +11,7 @@
  */
 import { type BackupObject, parseObjectKey, segmentKey } from "../layout.ts";
 import type { ListedObject, Store } from "../storage/store.ts";
+import { parsePageSetKey } from "../compact/key.ts";
 
 /** What a generation's segments add up to (from the listing only). */
 export interface SegmentSummary {
@@ -28,6 +29,8 @@ export interface GenerationHistory {
   /** In key (= time) order. */
   snapshots: BackupObject[];
   segments: SegmentSummary | null;
+  /** Its compacted page sets (docs/design.md §11.1), counted when the listing saw them. */
+  pages?: { count: number; bytes: number; last: number };
 }
 
 /** A database's history: generations in order, and its other keys (state.json, lease.json, unknown). */
@@ -41,11 +44,22 @@ export interface DatabaseHistory {
 class HistoryBuilder {
   readonly #generations = new Map<number, GenerationHistory>();
   readonly others: ListedObject[] = [];
+  readonly #pages = new Map<number, { count: number; bytes: number; last: number }>();
 
   constructor(readonly name: string, readonly target: number) {}
 
   add(entry: ListedObject): void {
     const object = parseObjectKey(entry.key, entry.size);
+    const set = object ? null : parsePageSetKey(entry.key, entry.size);
+    if (set?.name === this.name) {
+      // `<name>/pages/` lists before the snapshots: counted here, attached to generations in build().
+      const p = this.#pages.get(set.generation) ?? { count: 0, bytes: 0, last: 0 };
+      p.count++;
+      p.bytes += set.size;
+      p.last = Math.max(p.last, set.time);
+      this.#pages.set(set.generation, p);
+      return;
+    }
     if (!object || object.name !== this.name) {
       this.others.push(entry);
       return;
@@ -70,6 +84,11 @@ class HistoryBuilder {
 
   build(): DatabaseHistory {
     const generations = [...this.#generations.values()].sort((a, b) => a.generation - b.generation);
+    // A generation with page sets but no snapshot or segment left is not listed (nothing restores it).
+    for (const g of generations) {
+      const pages = this.#pages.get(g.generation);
+      if (pages) g.pages = pages;
+    }
     return { name: this.name, generations, others: this.others };
   }
 }
@@ -159,7 +178,7 @@ export async function* replayOrder(
 
 /** The time of a generation's last object. */
 export function lastTime(g: GenerationHistory): number {
-  return Math.max(g.snapshots.at(-1)?.time ?? 0, g.segments?.last.time ?? 0);
+  return Math.max(g.snapshots.at(-1)?.time ?? 0, g.segments?.last.time ?? 0, g.pages?.last ?? 0);
 }
 
 /** The time range a generation can restore if nothing is damaged: its first snapshot to its last object. */

@@ -9,6 +9,7 @@
 import { type BackupObject, formatGeneration, parseObjectKey } from "../layout.ts";
 import type { Store } from "../storage/store.ts";
 import { type DatabaseHistory, type GenerationHistory, segmentsOf, type SegmentSummary } from "./history.ts";
+import { addPageSetReach } from "../compact/history.ts";
 
 /** The first segment of each generation that has any, found by seeking from one generation to the next. */
 async function firstSegments(store: Store, name: string): Promise<Map<number, BackupObject>> {
@@ -103,5 +104,8 @@ export async function readRestoreHistory(
     }
     generations.push({ generation, snapshots: snaps, segments });
   }
-  return generations.length ? { name, generations, others: [] } : null;
+  if (!generations.length) return null;
+  const db = { name, generations, others: [] };
+  await addPageSetReach(store, db, target); // compacted history (docs/design.md §11.1)
+  return db;
 }

@@ -19,6 +19,7 @@ import { verifyFrame, WAL_FRAME_HEADER_SIZE } from "../wal.ts";
 import { type Damage, DamageError, damageOf, type DamageReason, missingSegments } from "./damage.ts";
 import { fixedRecords, reusedChunks } from "./frames.ts";
 import type { PageWriter } from "./page_writer.ts";
+import type { PageSetMeta } from "../compact/meta.ts";
 
 export { fileWriter, type PageWriter } from "./page_writer.ts";
 
@@ -332,8 +333,8 @@ export async function replaySegment(
 /** What {@link inspectObject} found about one object on its own (its place in the chain is not checked). */
 export interface Inspection {
   object: BackupObject;
-  /** Its metadata, when readable (also when the content is damaged). */
-  meta: SnapshotMeta | SegmentMeta | null;
+  /** Its metadata, when readable (also when the content is damaged); page sets: src/compact/. */
+  meta: SnapshotMeta | SegmentMeta | PageSetMeta | null;
   damage: Damage | null;
   /** False when it is encrypted and no key was given: only its stored bytes were checked. */
   contentChecked?: boolean;

@@ -18,6 +18,7 @@ import {
   stateAfterSnapshot,
 } from "./apply.ts";
 import { type Damage, damageOf, missingSegments, missingStartSnapshot } from "./damage.ts";
+import { pageSetContinuity, type PageSetMeta, stateAfterPageSet } from "../compact/meta.ts";
 
 /** A time range (ms since the epoch, inclusive) in which every point can be restored. */
 export interface TimeRange {
@@ -68,6 +69,7 @@ export async function analyzeChain(
   };
   for await (const inspection of inspections) {
     if (inspection.object.kind === "snapshot") onSnapshot(walk, inspection);
+    else if (inspection.object.kind === "pages") onPageSet(walk, inspection);
     else onSegment(walk, inspection);
     walk.started = true;
   }
@@ -166,4 +168,41 @@ function onSegment(walk: Walk, { object, meta, damage }: Inspection): void {
     extendRange(walk, object.time);
   }
   walk.chain = stateAfterSegment(seg);
+}
+
+/**
+ * A page set standing in for segments compaction deleted (docs/design.md §11.1): usable if intact,
+ * starting exactly where the chain ends, and the chain before it is restorable.
+ */
+function onPageSet(walk: Walk, { object, meta, damage }: Inspection): void {
+  if (!meta) {
+    walk.report.damages.push(damage!);
+    closeRange(walk);
+    walk.chain = null;
+    return;
+  }
+  const set = meta as PageSetMeta;
+  let problem = damage;
+  if (!walk.started) {
+    const why = `its first object is a page set from segment #${set.firstIndex}, ${object.key}`;
+    walk.report.damages.push(missingStartSnapshot(walk.name, walk.generation, why));
+  } else if (walk.chain && set.firstIndex > walk.chain.nextIndex) {
+    const why = `the chain jumps from #${
+      walk.chain.nextIndex - 1
+    } to page set #${set.firstIndex}, ${object.key}`;
+    walk.report.damages.push(
+      missingSegments(walk.name, walk.generation, walk.chain.nextIndex, set.firstIndex - 1, why),
+    );
+    closeRange(walk);
+  } else if (walk.chain) {
+    const why = pageSetContinuity(walk.chain, set);
+    if (why && !problem) problem = brokenChain(object, why, set.firstIndex);
+  }
+  if (problem) {
+    walk.report.damages.push(problem);
+    closeRange(walk);
+  } else {
+    extendRange(walk, object.time);
+  }
+  walk.chain = stateAfterPageSet(set);
 }

@@ -11,7 +11,7 @@ import { formatGeneration } from "../layout.ts";
 export type DamageReason = "missing" | "truncated" | "corrupt" | "metadata" | "chain";
 
 /** What kind of object is damaged; "generation" is a whole generation that is gone. */
-export type DamageKind = "snapshot" | "segment" | "state" | "lease" | "generation";
+export type DamageKind = "snapshot" | "segment" | "pages" | "state" | "lease" | "generation";
 
 /** One damaged or missing object. */
 export interface Damage {

@@ -17,12 +17,24 @@ let findMissing = false;
 let sortMissing = false;
 
 /** The command that prints the files of "$1" (minus the `! -name` patterns after it), sorted by byte. */
-const SORTED_FIND = 'd=$1; shift; find -H "$d" -mindepth 1 -maxdepth 1 -type f "$@" -print0 | LC_ALL=C sort -z';
+const SORTED_FIND =
+  'd=$1; shift; find -H "$d" -mindepth 1 -maxdepth 1 -type f "$@" -print0 | LC_ALL=C sort -z';
 
 /** The names of the entries of `dir` of one type ("f" files, "d" directories), streamed in batches. */
 async function* entryNames(dir: string, type: "f" | "d", exclude: string[] = []): AsyncGenerator<string[]> {
   if (!findMissing) {
-    const args = ["-H", dir, "-mindepth", "1", "-maxdepth", "1", "-type", type, ...excluding(exclude), "-print0"];
+    const args = [
+      "-H",
+      dir,
+      "-mindepth",
+      "1",
+      "-maxdepth",
+      "1",
+      "-type",
+      type,
+      ...excluding(exclude),
+      "-print0",
+    ];
     const child = spawn("find", args);
     if (child) {
       yield* namesOf(child, dir);
