@@ -307,6 +307,7 @@ async function rebuild(
   const tail = plan.atEnd ? hintedTail(plan.name, plan.generation, state.nextIndex, hint) : null;
   if (tail) throw new DamageError(tail, store.url);
   const size = state.pageCount * state.pageSize;
+  await writer.flush?.(); // each object flushes its own writes; this is the safety net
   await file.truncate(size);
   await file.sync();
   return { size, segments, pageSets: path.length, time, orphans };

@@ -98,6 +98,8 @@ async function pageContent(
   } catch (e) {
     if (e instanceof RangeError) fail(store, set, "truncated", `truncated (${e.message})`);
     throw e;
+  } finally {
+    await writer?.flush?.(); // nothing held back past an object (src/restore/page_writer.ts)
   }
   const digest = hash.digest("hex");
   if (digest !== meta.contentSha256) {

@@ -76,6 +76,7 @@ export async function proveSnapshots(store: Store, name: string, g: GenerationHi
       const meta = item.meta as SnapshotMeta | null;
       if (!meta || snapshotContinuity(state, meta) !== null) continue; // reported by the chain checks
       const expected = contentDigest(meta);
+      await writer.flush?.(); // each object flushes its own writes; this is the safety net
       const actual = await digestOf(path, meta.pageSize * meta.pageCount);
       if (expected && actual !== expected) damages.push(differs(item.object, first, actual, expected));
     }
