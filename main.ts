@@ -13,7 +13,6 @@ import { snapshotCommand } from "./src/commands/snapshot.ts";
 import { formatVerifyReport, verifyCommand } from "./src/commands/verify.ts";
 import { formatPruneResults, pruneCommand } from "./src/commands/prune.ts";
 import { parseRetention } from "./src/lifecycle/options.ts";
-import { compactionSettings } from "./src/compact/options.ts";
 import { WATCH_DEFAULTS, watchCommand } from "./src/commands/watch.ts";
 import { resolveWatchSettings } from "./src/config/watch_settings.ts";
 import { operationsHooks } from "./src/metrics/hooks.ts";
@@ -194,7 +193,7 @@ export function buildProgram(): Command {
           : positiveInteger(opts.concurrency, "--concurrency"),
         retentionMs: s.retentionMs,
         retentionCheckIntervalMs: s.retentionCheckIntervalMs,
-        ...compactionSettings(opts),
+        ...s.compaction,
         ...operationsHooks(s),
       });
       if (code !== ExitCode.Ok) throw new WalsyncError("watch ended with errors", code as 1);

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { parseConfig } from "../src/config/load.ts";
+import { resolveWatchSettings } from "../src/config/watch_settings.ts";
 import { expandTargets } from "../src/config/globs.ts";
 import {
   cleanup,
@@ -45,6 +46,9 @@ retention-check-interval: 30m
 compression: none
 compression-level: 19
 encryption-key-file: keys/walsync.key
+fine-history: 2h
+compaction-levels: 1m,10m,2h
+compaction-interval: 45s
 dbs:
   - path: /srv/app.db
     retention: forever
@@ -78,15 +82,22 @@ dbs:
   assert.equal(config.compressionLevel, 19);
   assert.equal(config.encryptionKeyFile, "/etc/keys/walsync.key", "relative to the config file");
   assert.equal(config.encryptionKeyAt, "/etc/walsync.yml:18: encryption-key-file");
+  assert.equal(config.fineHistoryMs, 7_200_000);
+  assert.deepEqual(config.compactionLevelsMs, [60_000, 600_000, 7_200_000]);
+  assert.equal(config.compactionIntervalMs, 45_000);
+  assert.equal(
+    parseConfig("url: file:///b\ncompaction-levels: off\ndbs: []\n", "w.yml").compactionLevelsMs,
+    null,
+  );
   assert.deepEqual(
     config.dbs.map((
       d,
     ) => [d.path, d.name, d.glob, d.snapshotIntervalMs, d.checkpointFrames, d.retentionMs, d.where]),
     [
-      ["/srv/app.db", undefined, false, undefined, undefined, null, "/etc/walsync.yml:20"],
-      ["/srv/tenants/*.db", undefined, true, 604_800_000, undefined, null, "/etc/walsync.yml:22"],
-      ["/etc/billing/main.db", "billing", false, undefined, 500, 90 * 86_400_000, "/etc/walsync.yml:25"],
-      ["/home/x/cost$.db", undefined, false, undefined, undefined, undefined, "/etc/walsync.yml:29"],
+      ["/srv/app.db", undefined, false, undefined, undefined, null, "/etc/walsync.yml:23"],
+      ["/srv/tenants/*.db", undefined, true, 604_800_000, undefined, null, "/etc/walsync.yml:25"],
+      ["/etc/billing/main.db", "billing", false, undefined, 500, 90 * 86_400_000, "/etc/walsync.yml:28"],
+      ["/home/x/cost$.db", undefined, false, undefined, undefined, undefined, "/etc/walsync.yml:32"],
     ],
   );
   // Absent retention stays undefined (the flag or the default decides); a bare number is seconds.
@@ -185,6 +196,14 @@ Deno.test("config: each kind of error names the file, the line and the key", () 
     [
       "url: file:///b\ncompression-level: 20\ndbs: []\n",
       /^w\.yml:2: compression-level: expected a zstd level from 1 \(fastest\) to 19 \(smallest\), got "20"/,
+    ],
+    [
+      "url: file:///b\ncompaction-levels: 5m,30s\ndbs: []\n",
+      /^w\.yml:2: compaction-levels: expected increasing durations, each a multiple of the previous .*got "5m,30s"/,
+    ],
+    [
+      "url: file:///b\nfine-history: later\ndbs: []\n",
+      /^w\.yml:2: fine-history: expected a duration .*got "later"/,
     ],
     [
       "url: file:///b\nencryption-key-file: {}\ndbs: []\n",
@@ -398,4 +417,35 @@ Deno.test("config: per-database overrides apply to that database only (snapshot-
   assert.ok(snapshots("fast").length >= 3, `fast.db takes scheduled snapshots:\n${stderr}`);
   assert.equal(snapshots("slow").length, 1, "slow.db keeps the global 1h");
   await cleanup(dir, backend);
+});
+
+Deno.test("config: compaction keys reach watch's settings, and each flag given wins over its key", async () => {
+  const dir = await tempDir();
+  await writer("fill", `${dir}/app.db`, "1");
+  const file = `${dir}/w.yml`;
+  await Deno.writeTextFile(
+    file,
+    "url: file:///b\nfine-history: 2h\ncompaction-levels: 1m,10m\ncompaction-interval: 45s\ndbs:\n  - path: app.db\n",
+  );
+  const settings = (opts: Record<string, string>) =>
+    resolveWatchSettings([], { config: file, ...opts }, (k) => (k in opts ? "cli" : "default"), {
+      leaseMs: 600_000,
+      checkpointFrames: 1000,
+    });
+  assert.deepEqual((await settings({})).compaction, {
+    compactionLevelsMs: [60_000, 600_000],
+    fineHistoryMs: 7_200_000,
+    compactionIntervalMs: 45_000,
+  });
+  assert.deepEqual(
+    (await settings({ fineHistory: "10m", compactionLevels: "30s,5m", compactionInterval: "5s" })).compaction,
+    { compactionLevelsMs: [30_000, 300_000], fineHistoryMs: 600_000, compactionIntervalMs: 5_000 },
+  );
+  // Levels off from a flag; the interval then falls back to the file's.
+  assert.deepEqual((await settings({ compactionLevels: "off" })).compaction, {
+    compactionLevelsMs: null,
+    fineHistoryMs: 7_200_000,
+    compactionIntervalMs: 45_000,
+  });
+  await cleanup(dir);
 });

@@ -13,6 +13,7 @@ import { validateName } from "../layout.ts";
 import { parseBackupUrl } from "../url.ts";
 import { parseRetention } from "../lifecycle/options.ts";
 import { ZSTD_LEVELS } from "../codec/zstd.ts";
+import { parseLevels } from "../compact/levels.ts";
 import { expandVariables, ExpansionError } from "./env.ts";
 import { globBase, isGlob } from "./globs.ts";
 
@@ -59,6 +60,12 @@ export interface WatchConfig {
   encryptionKeyFile?: string;
   /** Where `encryption-key-file` is given, for messages about the key file. */
   encryptionKeyAt?: string;
+  /** Compaction (docs/design.md §11.1): segments kept this long (ms). */
+  fineHistoryMs?: number;
+  /** Level windows (ms), finest first; null: compaction off. */
+  compactionLevelsMs?: number[] | null;
+  /** Time between two compaction passes (ms). */
+  compactionIntervalMs?: number;
   dbs: DatabaseConfig[];
 }
 
@@ -71,6 +78,7 @@ type Kind =
   | "level"
   | "url"
   | "address"
+  | "levels"
   | { oneOf: string[] };
 
 /** Top-level keys: config key → field and type. */
@@ -92,6 +100,9 @@ const GLOBAL_KEYS: Record<string, [keyof WatchConfig, Kind]> = {
   "compression": ["compression", { oneOf: ["zstd", "none"] }],
   "compression-level": ["compressionLevel", "level"],
   "encryption-key-file": ["encryptionKeyFile", "path"],
+  "fine-history": ["fineHistoryMs", "duration"],
+  "compaction-levels": ["compactionLevelsMs", "levels"],
+  "compaction-interval": ["compactionIntervalMs", "duration"],
 };
 
 /** Keys of one `dbs:` entry. */
@@ -261,6 +272,15 @@ function convert(
       throw configError(at, `expected ${describe(kind)}, got "${value}"`);
     }
   }
+  if (kind === "levels") {
+    const text = String(value).trim().toLowerCase();
+    if (text === "off" || text === "none") return null;
+    try {
+      return parseLevels(text);
+    } catch {
+      throw configError(at, `expected ${describe(kind)}, got "${value}"`);
+    }
+  }
   if (kind === "count" || kind === "level") {
     const n = typeof value === "boolean" ? NaN : Number(value);
     if (!Number.isInteger(n) || n <= 0 || (kind === "level" && n > ZSTD_LEVELS.max)) {
@@ -297,6 +317,7 @@ function describe(kind: Kind): string {
     url: "a backup URL (s3://bucket[/prefix] or file:///dir)",
     duration: "a duration (500ms, 15s, 5m, 1h, 7d, or seconds)",
     count: "a positive whole number",
+    levels: "increasing durations, each a multiple of the previous (e.g. 30s,5m,1h), or off",
     level: `a zstd level from ${ZSTD_LEVELS.min} (fastest) to ${ZSTD_LEVELS.max} (smallest)`,
     address: "HOST:PORT or :PORT",
   }[kind];

@@ -15,6 +15,8 @@ import {
   parseRetention,
 } from "../lifecycle/options.ts";
 import type { LogFormat, LogLevel } from "../log.ts";
+import type { CompactionSettings } from "../compact/background.ts";
+import { compactionSettings } from "../compact/options.ts";
 import { parseTargets } from "../watch/targets.ts";
 import { type ConfiguredTarget, expandTargets } from "./globs.ts";
 import { loadConfig, parseAddress, type WatchConfig } from "./load.ts";
@@ -48,6 +50,8 @@ export interface WatchSettings {
   encryptionKeyFile?: string;
   /** The config file's key (`encryption-key-file`), read and checked; used when no flag or env gives one. */
   encryptionKey?: EncryptionKey;
+  /** Compaction: flags win over the file, the file over the defaults. */
+  compaction: CompactionSettings;
 }
 
 /** Defaults when neither a flag nor the file sets a value. */
@@ -108,6 +112,7 @@ export async function resolveWatchSettings(
   }
   return {
     ...codecSettings(opts, given, config),
+    compaction: compactionOf(opts, given, config),
     retentionMs: given("retention")
       ? parseRetention(opts.retention)
       : config?.retentionMs !== undefined
@@ -176,4 +181,28 @@ function codecSettings(
   } catch (e) {
     throw usageError(`${config.encryptionKeyAt}: ${(e as Error).message}`);
   }
+}
+
+/** Compaction settings: each flag given wins over the file's key, which wins over the default. */
+function compactionOf(
+  opts: Record<string, string | undefined>,
+  given: (key: string) => boolean,
+  config: WatchConfig | undefined,
+): CompactionSettings {
+  const flag = (key: string) => (given(key) ? opts[key] : undefined);
+  const flags = compactionSettings({
+    fineHistory: flag("fineHistory"),
+    compactionLevels: flag("compactionLevels"),
+    compactionInterval: flag("compactionInterval"),
+  });
+  const levels = given("compactionLevels") || config?.compactionLevelsMs === undefined
+    ? flags.compactionLevelsMs
+    : config.compactionLevelsMs;
+  return {
+    compactionLevelsMs: levels,
+    fineHistoryMs: given("fineHistory") ? flags.fineHistoryMs : config?.fineHistoryMs ?? flags.fineHistoryMs,
+    compactionIntervalMs: given("compactionInterval")
+      ? flags.compactionIntervalMs
+      : config?.compactionIntervalMs ?? levels?.[0] ?? flags.compactionIntervalMs,
+  };
 }
