@@ -57,6 +57,9 @@ def test_snapshot_list_restore_byte_exact(store: Store, tmp_path: Path) -> None:
     assert app.latest_snapshot.key == snap.key and app.latest_snapshot.time == snap.time
     assert app.restorable_from == snap.time == app.restorable_to
     assert app.generations[0].snapshots == 1 and app.generations[0].segments == 0
+    assert app.generations[0].page_sets == 0 and app.objects == 1 and app.bytes == snap.size
+    assert app.newest_age_seconds is not None and 0 <= app.newest_age_seconds < 600
+    assert "objects" not in app.extra and "pageSets" not in app.generations[0].extra
 
     out = tmp_path / "restored.db"
     result = ws.restore("app", out)
@@ -184,6 +187,23 @@ def test_watch_paths_with_a_colon(tmp_path: Path) -> None:
     out = tmp_path / "out.db"
     ws.restore("named", out)
     assert rows(out) == 5
+
+
+def test_watch_lifecycle_options_reach_walsync(tmp_path: Path) -> None:
+    """retention, fine_history and compaction_levels become watch's flags: good values run, a bad one
+    is refused by walsync itself (exit 2, UsageError naming the flag)."""
+    db = tmp_path / "app.db"
+    writer("fill", str(db), "5")
+    ws = WalSync((tmp_path / "store").as_uri())
+    with pytest.raises(UsageError, match="compaction levels"):
+        ws.watch([db], compaction_levels="5m,30s")
+    with pytest.raises(UsageError, match="--fine-history"):
+        ws.watch([db], fine_history="soon")
+    with pytest.raises(UsageError, match="--retention"):
+        ws.watch([db], retention="sometimes")
+    with ws.watch([db], sync_interval=0.2, retention="forever", fine_history=600, compaction_levels="off"):
+        pass
+    assert [d.name for d in ws.list()] == ["app"]
 
 
 def test_a_watcher_left_running_is_stopped_when_python_exits(tmp_path: Path) -> None:

@@ -154,6 +154,9 @@ class WalSync:
         snapshot_interval: Optional[float] = None,
         checkpoint_frames: Optional[int] = None,
         lease_seconds: Optional[float] = None,
+        retention: Optional[Union[str, float]] = None,
+        fine_history: Optional[Union[str, float]] = None,
+        compaction_levels: Optional[str] = None,
         wait_ready: bool = True,
         ready_timeout: float = 120.0,
     ) -> Watcher:
@@ -162,6 +165,10 @@ class WalSync:
         Returns a :class:`Watcher`; use it as a context manager, or call ``stop()``. With
         ``wait_ready`` (the default) this returns once every database is being watched, and a
         failure to start (e.g. LeaseHeldError, UsageError) is raised here.
+
+        ``retention`` and ``fine_history`` take seconds or a duration such as ``"7d"``
+        (``retention="forever"`` keeps everything); ``compaction_levels`` a list such as
+        ``"30s,5m,1h"`` or ``"off"`` (see the README's Retention and Compaction sections).
         """
         if isinstance(paths, (str, os.PathLike, tuple)):
             paths = [paths]  # type: ignore[list-item]
@@ -173,6 +180,12 @@ class WalSync:
             args += ["--checkpoint-frames", str(int(checkpoint_frames))]
         if lease_seconds is not None:
             args += ["--lease-seconds", _number(lease_seconds)]
+        if retention is not None:
+            args += ["--retention", retention if isinstance(retention, str) else _number(retention)]
+        if fine_history is not None:
+            args += ["--fine-history", fine_history if isinstance(fine_history, str) else _number(fine_history)]
+        if compaction_levels is not None:
+            args += ["--compaction-levels", compaction_levels]
         watcher = Watcher(self._argv(args + ["--", *targets]), self._env(), self._secrets(), logger)
         if wait_ready:
             watcher.wait_ready(ready_timeout)

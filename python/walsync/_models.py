@@ -142,6 +142,8 @@ class GenerationInfo:
     generation: Optional[int] = None
     snapshots: Optional[int] = None
     segments: Optional[int] = None
+    #: Compacted page sets stored for this generation (see the README's Compaction section).
+    page_sets: Optional[int] = None
     bytes: Optional[int] = None
     restorable_from: Optional[datetime] = None
     restorable_to: Optional[datetime] = None
@@ -154,6 +156,7 @@ class GenerationInfo:
             generation=f.get("generation", _int),
             snapshots=f.get("snapshots", _int),
             segments=f.get("segments", _int),
+            page_sets=f.get("pageSets", _int),
             bytes=f.get("bytes", _int),
             restorable_from=f.get("restorableFrom", parse_time),
             restorable_to=f.get("restorableTo", parse_time),
@@ -171,6 +174,11 @@ class DatabaseInfo:
     restorable_from: Optional[datetime] = None
     restorable_to: Optional[datetime] = None
     generations: List[GenerationInfo] = field(default_factory=list)
+    #: Objects and bytes stored for the database (what the storage bill counts).
+    objects: Optional[int] = None
+    bytes: Optional[int] = None
+    #: Seconds since its newest object was stored: a stale backup shows here.
+    newest_age_seconds: Optional[int] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -183,6 +191,9 @@ class DatabaseInfo:
             restorable_from=f.get("restorableFrom", parse_time),
             restorable_to=f.get("restorableTo", parse_time),
             generations=f.list("generations", GenerationInfo.from_json),
+            objects=f.get("objects", _int),
+            bytes=f.get("bytes", _int),
+            newest_age_seconds=f.get("newestAgeSeconds", _int),
             extra=f.extra,
         )
 
