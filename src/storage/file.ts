@@ -272,7 +272,14 @@ export async function uploadLeftovers(wrapped: Store, prefix = ""): Promise<stri
   // 200,000 segments is never read into memory).
   const base = prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "";
   const search = async () => {
-    for await (const relative of filesMatching(base ? join(store.dir, base) : store.dir, `*${TEMP_MARK}*`)) {
+    const root = base ? join(store.dir, base) : store.dir;
+    // `find` on a file lists the file: a store path that is not a directory is said as such here.
+    const info = await Deno.stat(root).catch((e) => {
+      if (e instanceof Deno.errors.NotFound) return null; // nothing stored yet
+      throw e; // e.g. NotADirectory: a part of the path is a file
+    });
+    if (info && !info.isDirectory) throw new Deno.errors.NotADirectory(`not a directory: ${root}`);
+    for await (const relative of filesMatching(root, `*${TEMP_MARK}*`)) {
       const key = base ? `${base}/${relative}` : relative;
       if (!key.startsWith(prefix)) continue;
       const stat = await Deno.stat(join(store.dir, key)).catch(() => null);
