@@ -13,8 +13,9 @@ import { ExitCode, WalsyncError } from "../errors.ts";
 /** Names per page of the fallback: memory bound versus the number of scans of a huge directory. */
 const PAGE = 50_000;
 
-let findMissing = false;
-let sortMissing = false;
+// Windows has a `find` too, which searches text in files: Deno's reader there.
+let findMissing = Deno.build.os === "windows";
+let sortMissing = Deno.build.os === "windows";
 
 /** The command that prints the files of "$1" (minus the `! -name` patterns after it), sorted by byte. */
 const SORTED_FIND =
