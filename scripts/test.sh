@@ -37,6 +37,11 @@ args+=(tests/ "$@")
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/walsync-test.XXXXXX")
 log=$logdir/deno-test.log
+# Every temporary file and directory of the run (databases, stores, restores: several GB) goes under
+# one directory, removed at the end of a green run and kept (its path printed) for a red one.
+run_tmp=$logdir/tmp
+mkdir -p "$run_tmp"
+export TMPDIR=$run_tmp
 # Every walsync output of the suite (stdout and stderr of each CLI run) is appended here, so that
 # it can be searched for leaked secrets below.
 export WALSYNC_TEST_OUTPUT_LOG=$logdir/walsync-output.log
@@ -109,6 +114,11 @@ fi
 passed=$((passed + extra_passed))
 failed=$((failed + extra_failed))
 if [ "$extra_failed" -gt 0 ] && [ "$rc" -eq 0 ]; then rc=1; fi
+if [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ]; then
+  rm -rf "$run_tmp"
+else
+  echo "test.sh: the run's temporary files are kept in $run_tmp" >&2
+fi
 echo "test.sh: log in $log (exit code $rc)" >&2
 echo "$passed passed, $failed failed"
 exit "$rc"
