@@ -92,11 +92,13 @@ Deno.test("compaction: every retained time restores exactly (fine) or to its lev
     assert.equal(code, 0, stderr);
     assert.match(stderr, /compaction built [1-9]\d* L1/, "compaction ran");
   }
+  // Every compaction pass ran before now: segments younger than this are promised whole.
+  const fineSince1 = Date.now() - FINE_MS;
   const log: Commit[] = (await Deno.readTextFile(`${dir}/log.jsonl`)).trim().split("\n").map((l) =>
     JSON.parse(l)
   );
   for (const db of dbs) await sqlite3(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-  for (const [i, backend] of backends.entries()) await checkStore(backend, 1, dir, dbs[i], log);
+  for (const [i, backend] of backends.entries()) await checkStore(backend, 1, dir, dbs[i], log, fineSince1);
 
   // Phase 2: compaction keeps up. Started again on the same stores, no segment older than the fine
   // history (plus a pass interval and a level-1 window) is left soon after; then the same checks over
@@ -113,15 +115,23 @@ Deno.test("compaction: every retained time restores exactly (fine) or to its lev
     stale = await Promise.all(backends.map(staleOn));
   }
   for (const w of again) assert.equal((await w.stop("SIGINT")).code, 0);
+  const fineSince2 = Date.now() - FINE_MS;
   assert.deepEqual(stale, [0, 0], `segments older than the fine history remain (file, s3): ${stale}`);
-  for (const [i, backend] of backends.entries()) await checkStore(backend, 2, dir, dbs[i], log);
+  for (const [i, backend] of backends.entries()) await checkStore(backend, 2, dir, dbs[i], log, fineSince2);
 });
 
 /**
  * Checks one store against the writer's log: verify 0, the latest restore equals the source (and
  * reads few objects), before the window exits 3, and sampled points in time are exact.
  */
-async function checkStore(backend: Backend, phase: 1 | 2, dir: string, db: string, all: Commit[]) {
+async function checkStore(
+  backend: Backend,
+  phase: 1 | 2,
+  dir: string,
+  db: string,
+  all: Commit[],
+  fineSince: number,
+) {
   const name = db.split("/").at(-1)!.replace(/\.db$/, "");
   const log = all.filter((c) => c.db === name);
   const label = `${backend.label} (phase ${phase})`;
@@ -132,14 +142,24 @@ async function checkStore(backend: Backend, phase: 1 | 2, dir: string, db: strin
   );
   if (phase === 2) assert.ok(levels.every((n) => n > 0), `${label}: page sets at every level (${levels})`);
   const firstSegment = Math.min(...segments);
-  const level1Ends = objects.filter((o) => /\/pages\/\d{8}-1-/.test(o.key)).map((o) =>
-    Date.parse(
-      /-(\d{17})\.pages$/.exec(o.key)![1].replace(
-        /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d{3})$/,
-        "$1-$2-$3T$4:$5:$6.$7Z",
-      ),
-    )
-  );
+  const level1 = objects.filter((o) => /\/pages\/\d{8}-1-/.test(o.key)).map((o) => {
+    const [first, end] = /-(\d{17})-(\d{17})\.pages$/.exec(o.key)!.slice(1).map(stampTime);
+    return { first, end };
+  });
+  const level1Ends = level1.map((s) => s.end);
+  // A set whose older segments are deleted and newer ones kept (a pass stopped half way through its
+  // deletes): its kept segments cannot be replayed, so the fine history starts at its end.
+  const partial = level1.find((s) => s.first < firstSegment && firstSegment <= s.end);
+  const fineStart = partial ? partial.end : firstSegment;
+  // The fine history is whole: no level-1 set reaching into it has lost a segment.
+  const cut = level1.find((s) => s.end > fineSince && s.first < fineStart);
+  if (cut) {
+    assert.fail(
+      `${label}: segments of a level-1 set reaching into the fine history (since ` +
+        `${new Date(fineSince).toISOString()}) were deleted: set ${new Date(cut.first).toISOString()}..` +
+        `${new Date(cut.end).toISOString()}, first stored segment ${new Date(firstSegment).toISOString()}`,
+    );
+  }
 
   const verified = await walsync(["verify", "-b", backend.url], { env: backend.env });
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
@@ -180,10 +200,12 @@ async function checkStore(backend: Backend, phase: 1 | 2, dir: string, db: strin
   let usedPages = 0;
   const span = (a: number, b: number) => a + Math.random() * (b - a);
   // Phase 1 samples the fine history (and whatever is compacted already), phase 2 the compacted one.
-  const fineFrom = Math.max(from + 200, Math.min(firstSegment, last));
+  const fineFrom = Math.max(from + 200, Math.min(fineStart, last));
   const times = [
     ...Array.from({ length: phase === 1 ? 3 : 9 }, () => span(from + 200, fineFrom)),
     ...Array.from({ length: phase === 1 ? 8 : 2 }, () => span(fineFrom, last)),
+    // Just after the start of the fine history, where a half-compacted window would show.
+    ...Array.from({ length: phase === 1 ? 2 : 0 }, () => span(fineFrom, Math.min(fineFrom + 1500, last))),
     last, // the last commit: few objects from the snapshot before it
   ];
   for (const [i, t] of times.entries()) {
@@ -226,14 +248,20 @@ async function checkStore(backend: Backend, phase: 1 | 2, dir: string, db: strin
     );
     const seq = Math.max(...inTime.map((c) => c.seq));
     // Where segments remain the history is fine; before them only page sets are left.
-    const fine = t >= firstSegment;
+    const fine = t >= fineStart;
     // Precision on the store: the state is that of the last segment at or before T (fine), or at
     // least of the last level-1 set at or before T (coarse: at most one level-1 window before T).
     const reached = Date.parse(result.time);
     const due = Math.max(...(fine ? segments : level1Ends).filter((x) => x <= t), -1);
     assert.ok(
       reached <= t && reached >= due,
-      `${label} at ${iso}: restored up to ${result.time}, due ${due}`,
+      `${label} at ${iso} (${fine ? "fine" : "coarse"}): restored up to ${result.time}, due ` +
+        `${new Date(due).toISOString()}; restore ${r.stdout.trim()}; objects near T:\n` +
+        objects.filter((o) => {
+          const m = /(\d{17})\.(db|wal|pages)$/.exec(o.key);
+          const time = m ? stampTime(m[1]) : NaN;
+          return time >= t - 3000 && time <= t + 1000;
+        }).map((o) => `  ${o.key} (${o.size} B)`).join("\n"),
     );
     const bound = fine ? t : Math.floor(t / L1_MS) * L1_MS;
     if (!fine) coarse++;
@@ -250,4 +278,9 @@ async function checkStore(backend: Backend, phase: 1 | 2, dir: string, db: strin
   if (phase === 2) {
     assert.ok(coarse > 0 && usedPages > 0, `${label}: coarse history was restored from page sets`);
   }
+}
+
+/** The time (ms) of a key's 17-digit stamp, YYYYMMDDHHMMSSmmm (UTC). */
+function stampTime(stamp: string): number {
+  return Date.parse(stamp.replace(/^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d{3})$/, "$1-$2-$3T$4:$5:$6.$7Z"));
 }

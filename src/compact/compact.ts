@@ -191,9 +191,10 @@ async function attempt<T>(name: string, build: () => Promise<T>): Promise<T | nu
 }
 
 /**
- * Deletes the segments of `generation` older than `cutoff` whose level-1 set exists and is
+ * Deletes the segments of `generation` whose level-1 set lies wholly before `cutoff` and is
  * confirmed now (HEAD: listed size, sha256 present, metadata readable): nothing is deleted before
- * what replaces it is uploaded and confirmed.
+ * what replaces it is uploaded and confirmed. A set reaching into the fine history keeps all its
+ * segments: deleting the older half would leave the newer half unreachable until the set's end.
  */
 async function deleteReplaced(
   store: Store,
@@ -231,7 +232,7 @@ async function deleteReplaced(
   };
   for (const segment of candidates) {
     const set = coveringSet(level1, segment.time);
-    if (!set || !(await isConfirmed(set))) continue;
+    if (!set || set.time > cutoff || !(await isConfirmed(set))) continue;
     batch.push(segment);
     if (batch.length >= MAX_DELETE_BATCH) await flush();
   }
