@@ -58,7 +58,15 @@ export async function watchCommand(
     ...options,
     retentionOf: (name) => scheduler.loops.find((l) => l.name === name)?.target.retentionMs,
   });
-  const compaction = new BackgroundCompaction(store, () => scheduler.loops.map((l) => l.name), options);
+  const compaction = new BackgroundCompaction(
+    store,
+    () =>
+      scheduler.loops.map(({ name, replica }) => ({
+        name,
+        activity: replica && { source: replica, uploads: replica.stats.segments + replica.stats.snapshots },
+      })),
+    options,
+  );
   let signalled = false;
   const onSignal = (signal: Deno.Signal) => () => {
     if (signalled) {

@@ -22,7 +22,20 @@ export interface CompactionSettings {
   compactionIntervalMs?: number;
 }
 
-/** Compacts `names()` every interval until stopped. */
+/**
+ * What has been uploaded for a database by this process: the replica (a new one after a restart)
+ * and how many objects it has uploaded. Equal activity between two passes means nothing new.
+ */
+export interface Activity {
+  source: object;
+  uploads: number;
+}
+
+/**
+ * Compacts the watched databases every interval until stopped. A database with no upload since its last clean
+ * pass (per `activity`) is skipped until its next level-1 set ages out of the fine history: an idle
+ * database costs no request.
+ */
 export class BackgroundCompaction {
   readonly #levels: number[] | null;
   readonly #fineMs: number;
@@ -32,11 +45,25 @@ export class BackgroundCompaction {
   #stopped = false;
   /** Per database: the page sets earlier passes learned about (see CompactionOptions.cache). */
   readonly #caches = new Map<string, Map<number, PageSetObject[][]>>();
+  /** Per database: the activity its last clean pass saw, and when it has work again without uploads. */
+  readonly #quiet = new Map<string, { activity: Activity; dueAt: number }>();
   /** Completed passes, and what the last pass did per database (for tests and logs). */
   passes = 0;
   last: CompactionResult[] = [];
+  /** Databases passed over because nothing was uploaded and nothing ages out yet. */
+  skipped = 0;
+  /** Called after a pass that compacted at least one database (watch reclaims memory then). */
+  onPassEnd: (() => void) | null = null;
 
-  constructor(readonly store: Store, readonly names: () => string[], options: CompactionSettings = {}) {
+  /**
+   * `databases()` lists the watched databases, each with its upload activity (null when unknown:
+   * then it is compacted every pass).
+   */
+  constructor(
+    readonly store: Store,
+    readonly databases: () => { name: string; activity: Activity | null }[],
+    options: CompactionSettings = {},
+  ) {
     this.#levels = options.compactionLevelsMs === undefined ? DEFAULT_LEVELS_MS : options.compactionLevelsMs;
     this.#fineMs = options.fineHistoryMs ?? DEFAULT_FINE_HISTORY_MS;
     this.#intervalMs = options.compactionIntervalMs ?? this.#levels?.[0] ?? 0;
@@ -59,18 +86,25 @@ export class BackgroundCompaction {
 
   async #run(): Promise<void> {
     const results: CompactionResult[] = [];
-    for (const name of this.names()) {
+    // Activity is read before the pass: an upload during it makes the next pass run.
+    for (const { name, activity } of this.databases()) {
       if (this.#stopped) return;
+      const quiet = this.#quiet.get(name);
+      if (activity && quiet && sameActivity(quiet.activity, activity) && Date.now() < quiet.dueAt) {
+        this.skipped++;
+        continue;
+      }
+      this.#quiet.delete(name);
       try {
         let cache = this.#caches.get(name);
         if (!cache) this.#caches.set(name, cache = new Map());
-        results.push(
-          await compactDatabase(this.store, name, {
-            levelsMs: this.#levels!,
-            fineHistoryMs: this.#fineMs,
-            cache,
-          }),
-        );
+        const result = await compactDatabase(this.store, name, {
+          levelsMs: this.#levels!,
+          fineHistoryMs: this.#fineMs,
+          cache,
+        });
+        results.push(result);
+        if (activity) this.#quiet.set(name, { activity, dueAt: result.nextDueAt });
       } catch (e) {
         this.#caches.delete(name);
         if (e instanceof WalsyncError && e.exitCode === 3) continue; // nothing stored yet
@@ -81,6 +115,7 @@ export class BackgroundCompaction {
     }
     this.last = results;
     this.passes++;
+    if (results.length) this.onPassEnd?.();
   }
 
   /** Stops the timer; waits up to `graceMs` for a pass in progress (it is safe to abandon). */
@@ -93,4 +128,8 @@ export class BackgroundCompaction {
     await Promise.race([this.#pass.catch(() => {}), grace]);
     clearTimeout(timer);
   }
+}
+
+function sameActivity(a: Activity, b: Activity): boolean {
+  return a.source === b.source && a.uploads === b.uploads;
 }

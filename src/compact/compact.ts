@@ -49,6 +49,12 @@ export interface CompactionResult {
   /** Segments deleted (replaced by confirmed level-1 sets) and their stored bytes. */
   deletedSegments: number;
   deletedBytes: number;
+  /**
+   * The earliest time (ms) a later pass has work without anything new being uploaded: when the next
+   * level-1 set ages out of the fine history (+Infinity: never; now: something must be retried).
+   * Everything else a pass does follows an upload (a segment or snapshot closes a window).
+   */
+  nextDueAt: number;
 }
 
 /** The snapshot times of each generation (retained view), and which generations exist. */
@@ -74,7 +80,13 @@ export async function compactDatabase(
   const fine = options.fineHistoryMs ?? DEFAULT_FINE_HISTORY_MS;
   const now = options.now ?? Date.now();
   const view = await retainedView(store, name); // never compact what a prune already let go
-  const result: CompactionResult = { name, built: levels.map(() => 0), deletedSegments: 0, deletedBytes: 0 };
+  const result: CompactionResult = {
+    name,
+    built: levels.map(() => 0),
+    deletedSegments: 0,
+    deletedBytes: 0,
+    nextDueAt: Number.POSITIVE_INFINITY,
+  };
   const snapshots = await snapshotTimes(view, name);
   const generations = [...snapshots.keys()].sort((a, b) => a - b);
   const cache = options.cache ?? new Map<number, PageSetObject[][]>();
@@ -94,8 +106,12 @@ export async function compactDatabase(
       byLevel,
       result,
     );
-    await deleteReplaced(view, name, generation, now - fine, byLevel[0], result);
+    const deletedAll = await deleteReplaced(view, name, generation, now - fine, byLevel[0], result);
     if (clean) cache.set(generation, trim(byLevel, now - fine - levels[0]));
+    // The next set to age out of the fine history (sets are in index, hence time, order).
+    const next = byLevel[0].find((s) => s.time > now - fine);
+    if (next) result.nextDueAt = Math.min(result.nextDueAt, next.time + fine);
+    if (!clean || !deletedAll) result.nextDueAt = now;
   }
   if (result.built.some((n) => n) || result.deletedSegments) {
     log.info(
@@ -195,6 +211,7 @@ async function attempt<T>(name: string, build: () => Promise<T>): Promise<T | nu
  * confirmed now (HEAD: listed size, sha256 present, metadata readable): nothing is deleted before
  * what replaces it is uploaded and confirmed. A set reaching into the fine history keeps all its
  * segments: deleting the older half would leave the newer half unreachable until the set's end.
+ * Returns false when a set could not be confirmed (its segments stay; a later pass tries again).
  */
 async function deleteReplaced(
   store: Store,
@@ -203,10 +220,10 @@ async function deleteReplaced(
   cutoff: number,
   known: PageSetObject[],
   result: CompactionResult,
-): Promise<void> {
+): Promise<boolean> {
   const candidates: BackupObject[] = [];
   for await (const s of segmentsOf(store, name, generation, -1, cutoff)) candidates.push(s);
-  if (candidates.length === 0) return;
+  if (candidates.length === 0) return true;
   let level1 = [...known].sort((a, b) => a.time - b.time);
   if (candidates.some((s) => !coveringSet(level1, s.time))) {
     // Older segments than the known sets cover (a pass that fell behind): list them all once.
@@ -230,13 +247,19 @@ async function deleteReplaced(
     result.deletedBytes += batch.reduce((n, o) => n + o.size, 0);
     batch = [];
   };
+  let unconfirmed = false;
   for (const segment of candidates) {
     const set = coveringSet(level1, segment.time);
-    if (!set || set.time > cutoff || !(await isConfirmed(set))) continue;
+    if (!set || set.time > cutoff) continue; // not built yet (an open window), or not wholly old
+    if (!(await isConfirmed(set))) {
+      unconfirmed = true;
+      continue;
+    }
     batch.push(segment);
     if (batch.length >= MAX_DELETE_BATCH) await flush();
   }
   await flush();
+  return !unconfirmed;
 }
 
 /** HEAD of a page set: it is there, with the listed size, a sha256 and readable metadata. */
