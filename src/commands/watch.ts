@@ -14,6 +14,7 @@ import type { Operations } from "../metrics/hooks.ts";
 import { type SchedulerOptions, WatchScheduler } from "../watch/scheduler.ts";
 import type { WatchTarget } from "../watch/targets.ts";
 import { armClockStep } from "../watch/test_hooks.ts";
+import { MemoryReclaimer } from "../memory_reclaim.ts";
 
 /** Options of `watch`. */
 export interface WatchOptions extends SchedulerOptions, RetentionOptions, CompactionSettings {
@@ -67,6 +68,8 @@ export async function watchCommand(
       })),
     options,
   );
+  const reclaimer = new MemoryReclaimer();
+  retention.onPassEnd = compaction.onPassEnd = () => reclaimer.request();
   let signalled = false;
   const onSignal = (signal: Deno.Signal) => () => {
     if (signalled) {
@@ -111,7 +114,9 @@ export async function watchCommand(
     });
     retention.start();
     compaction.start();
+    reclaimer.start(); // start-up's snapshots are done: give their garbage back
     await scheduler.stopped();
+    reclaimer.stop();
     await Promise.all([retention.stop(), compaction.stop()]);
     await ops?.stop();
     const result = await scheduler.finish(options.shutdownGraceMs);

@@ -33,6 +33,8 @@ export class BackgroundRetention {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #pass: Promise<void> | null = null;
   #stopped = false;
+  /** Called after each pass (watch reclaims memory then). */
+  onPassEnd: (() => void) | null = null;
   /** Completed passes (for tests and logs). */
   passes = 0;
 
@@ -77,6 +79,7 @@ export class BackgroundRetention {
       }
     }
     this.passes++;
+    this.onPassEnd?.();
   }
 
   /**
