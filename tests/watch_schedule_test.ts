@@ -484,3 +484,38 @@ Deno.test({
     await cleanup(dir, backend);
   },
 });
+
+Deno.test("[file] with every file-system event lost, the backstop poll ships a commit within its period; an idle database stays healthy", async () => {
+  const backend = await freshBackend("file");
+  const dir = await tempDir();
+  const db = `${dir}/app.db`;
+  await writer("fill", db, "10");
+  const w = await startWatch(
+    [db, "-b", backend.url, "--sync-interval", "200ms", "--metrics-addr", ":0", "-v"],
+    { ...backend.env, WALSYNC_TEST_HOOK: "drop-fs-events" },
+  );
+  try {
+    const base = /metrics on (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(w.stderr())?.[1];
+    assert.ok(base, w.stderr());
+    await sleep(1500); // the rounds after the first snapshot are over: the database is idle
+    // Idle: looked at once per backstop period (5 to 6 intervals), healthy all along.
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const response = await fetch(`${base}/healthz`);
+      await response.body?.cancel();
+      statuses.push(response.status);
+      await sleep(100);
+    }
+    assert.deepEqual(statuses.filter((s) => s !== 200), [], `healthz while idle: ${statuses}`);
+    // No event comes; the backstop finds the commit (a full idle round would come only after 60 s).
+    const shipped = w.count(/app: segment /);
+    const committed = performance.now();
+    await writer("fill", db, "5");
+    assert.ok(await w.waitForCount(/app: segment /, shipped + 1, 10_000), w.stderr());
+    console.log(`shipped by the backstop ${Math.round(performance.now() - committed)} ms after the commit`);
+  } finally {
+    assert.equal((await w.stop("SIGINT")).code, 0);
+  }
+  assert.equal(await restoredState(backend, "app", `${dir}/out.db`), "ok 15");
+  await cleanup(dir, backend);
+});

@@ -7,7 +7,14 @@
 import { WalsyncError } from "../errors.ts";
 import { activity } from "../storage/counting_store.ts";
 import type { Replica } from "../watch/replica.ts";
+import { BACKSTOP_INTERVALS } from "../watch/scheduler_loop.ts";
 import { type Registry, registry as defaultRegistry } from "./registry.ts";
+
+/**
+ * An idle database covered by file-system events is looked at once per backstop period (5 to 6 sync
+ * intervals); health allows that plus 2 intervals.
+ */
+export const HEALTH_INTERVALS = BACKSTOP_INTERVALS + 3;
 
 /**
  * The longest pause a replica makes between two attempts after a failure (MAX_SYNC_BACKOFF_MS in
@@ -156,7 +163,10 @@ export class WatchMetrics {
     round.lastOkAt = now;
   }
 
-  /** Healthy while every database synced within 3 × the sync interval and none failed for good. */
+  /**
+   * Healthy while every database was looked at successfully (a sync round, or a backstop check that
+   * found nothing to do) within {@link HEALTH_INTERVALS} sync intervals, and none failed for good.
+   */
   health(now = Date.now()): Health {
     const behind: string[] = [];
     for (const replica of this.#replicas()) {
@@ -166,7 +176,7 @@ export class WatchMetrics {
       }
       const round = this.#round(replica.name);
       const since = now - Math.max(round.lastOkAt, this.#startedAt);
-      if (since > 3 * this.syncIntervalMs) {
+      if (since > HEALTH_INTERVALS * this.syncIntervalMs) {
         const why = round.failedAt ? `: ${round.lastError}` : "";
         behind.push(`${replica.name} (${(since / 1000).toFixed(1)} s since its last sync${why})`);
       }

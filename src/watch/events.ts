@@ -12,6 +12,7 @@
  * @module
  */
 import * as log from "../log.ts";
+import { testFlag } from "./test_hooks.ts";
 
 /** Receives the hints: `path` is a watched database path. */
 export type HintHandler = (path: string) => void;
@@ -49,8 +50,9 @@ export class WalEvents {
     }
     (async () => {
       try {
+        const dropAll = testFlag("drop-fs-events");
         for await (const event of events.#watcher!) {
-          if (event.kind === "access") continue;
+          if (event.kind === "access" || dropAll) continue;
           for (const path of event.paths) {
             if (path.endsWith("-wal")) events.onHint(path.slice(0, -4));
           }

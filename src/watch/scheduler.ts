@@ -43,6 +43,8 @@ export class WatchScheduler {
   readonly #ctx: LoopContext;
   /** Each database's own stop switch (a glob's file vanished), besides the scheduler's. */
   readonly #own = new Map<DatabaseLoop, AbortController>();
+  /** The one timer of every database's backstop poll. */
+  #backstop: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     store: Store,
@@ -117,6 +119,10 @@ export class WatchScheduler {
     this.firstAttempts().then(() => {
       if (this.#controller.signal.aborted || !this.options.fsEvents) return;
       this.#events = WalEvents.start([...byPath.keys()], (path) => byPath.get(path)?.hint());
+      this.#backstop = setInterval(() => {
+        const now = performance.now();
+        for (const loop of this.loops) loop.backstop(now);
+      }, this.options.syncIntervalMs);
     });
   }
 
@@ -134,6 +140,7 @@ export class WatchScheduler {
 
   /** Asks every database to finish: waits end at once, what is committed is shipped, leases released. */
   stop(): void {
+    clearInterval(this.#backstop);
     this.#controller.abort(new WalsyncError("watch is stopping"));
   }
 

@@ -5,6 +5,8 @@
  * - `fail-repin`: starting the read transaction again after a checkpoint fails.
  * - `crash-after-checkpoint`: the process kills itself (SIGKILL) right after a checkpoint whose
  *   spooled remainder is not uploaded yet.
+ * - `drop-fs-events` (stays armed): every file-system event is ignored, as if all were lost; only
+ *   the backstop poll finds commits.
  *
  * `WALSYNC_TEST_CLOCK_STEP=AFTER_MS:OFFSET_MS` steps the process's wall clock (`Date.now`) by
  * OFFSET_MS (negative: back) AFTER_MS after `watch` starts, as an NTP correction would.
@@ -22,6 +24,11 @@ function armedHooks(): Set<string> {
     armed = new Set(value.split(",").map((s) => s.trim()).filter(Boolean));
   }
   return armed;
+}
+
+/** True while hook `name` is armed, without disarming it (a standing condition, not a one-off fault). */
+export function testFlag(name: string): boolean {
+  return armedHooks().has(name);
 }
 
 /** True (once) if hook `name` is armed; it is disarmed by firing. */
