@@ -71,9 +71,12 @@ async function killRuns(label: "file" | "s3", runs: number): Promise<void> {
   const backend = await freshBackend(label);
   const writer = spawnLines("python3", [WRITER, "mixed", db, "600", "30"]);
   const commits = () => commitsOf(writer.lines);
+  // The watchers' own temporary directory: a build killed half way must leave nothing in it.
+  const scratch = await tempDir();
+  const env = { ...backend.env, TMPDIR: scratch };
   let kills = 0;
   for (let i = 0; i < runs; i++) {
-    const watch = spawnWatch([db, "-b", backend.url, ...WATCH_ARGS], backend.env);
+    const watch = spawnWatch([db, "-b", backend.url, ...WATCH_ARGS], env);
     const passes = watch.count(/compaction built/);
     // Wait for compaction to be under way (a pass built something), then kill at a random moment
     // of the passes that follow back to back.
@@ -96,6 +99,8 @@ async function killRuns(label: "file" | "s3", runs: number): Promise<void> {
   }
   writer.child.kill("SIGTERM");
   await writer.done;
+  const left = [...Deno.readDirSync(scratch)].map((e) => e.name);
+  assert.deepEqual(left, [], `${label}: temporary files left by the killed builds`);
   // The next start finishes the work; a clean stop ships everything.
   const watch = spawnWatch([db, "-b", backend.url, ...WATCH_ARGS], backend.env);
   const passes = watch.count(/compaction built/);
@@ -121,6 +126,7 @@ async function killRuns(label: "file" | "s3", runs: number): Promise<void> {
   }
   console.log(`${label}: ${kills} kill(s) during compaction; verify 0; restores exact`);
   await cleanup(backend, dir);
+  await Deno.remove(scratch, { recursive: true });
 }
 
 Deno.test("compaction: kill -9 of watch at random moments of compaction (file://, 10 runs)", async () => {
@@ -129,4 +135,46 @@ Deno.test("compaction: kill -9 of watch at random moments of compaction (file://
 
 Deno.test("compaction: kill -9 of watch at random moments of compaction (RGW, 2 runs)", async () => {
   await killRuns("s3", 2);
+});
+
+Deno.test("compaction: a watch killed inside a page-set build leaves no temporary file; the next start finishes", async () => {
+  const dir = await tempDir();
+  const scratch = await tempDir(); // the watchers' TMPDIR
+  const db = `${dir}/k.db`;
+  await mustRun("python3", [WRITER, "mixed", db, "0.2", "30"]);
+  const backend = await freshBackend("file");
+  const writer = spawnLines("python3", [WRITER, "mixed", db, "4", "30"]);
+  const env = { ...backend.env, TMPDIR: scratch };
+  const killed = spawnWatch([db, "-b", backend.url, ...WATCH_ARGS], {
+    ...env,
+    WALSYNC_TEST_HOOK: "crash-in-build",
+  });
+  const deadline = Date.now() + 30_000;
+  while (!killed.exited() && Date.now() < deadline) await sleep(50);
+  const { signal, stderr } = await killed.stop("SIGKILL");
+  assert.equal(signal, "SIGKILL", `the build hook killed watch: ${stderr.slice(-2000)}`);
+  assert.doesNotMatch(stderr, /compaction built/, "killed in its first build");
+  assert.deepEqual(
+    [...Deno.readDirSync(scratch)].map((e) => e.name),
+    [],
+    "temporary files left by the build",
+  );
+  await writer.done;
+  const watch = spawnWatch([db, "-b", backend.url, ...WATCH_ARGS], env);
+  assert.ok(await watch.waitForCount(/compaction built/, 1, 30_000), watch.stderr());
+  const stopped = await watch.stop("SIGINT");
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.deepEqual(
+    [...Deno.readDirSync(scratch)].map((e) => e.name),
+    [],
+    "temporary files left after a clean stop",
+  );
+  const verified = await walsync(["verify", "-b", backend.url], { env: backend.env });
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  await sqlite3(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+  const latest = await restore(backend, "k", `${dir}/final.db`);
+  assert.equal(latest.code, 0, latest.stderr);
+  assert.ok(await filesEqual(`${dir}/final.db`, db), "the latest restore equals the source");
+  await cleanup(backend, dir);
+  await Deno.remove(scratch, { recursive: true });
 });

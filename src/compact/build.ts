@@ -16,6 +16,7 @@ import type { Store } from "../storage/store.ts";
 import { uploadVerified } from "../storage/upload.ts";
 import { pageSetKey, type PageSetObject } from "./key.ts";
 import { type ChainPoint, encodePageSetMeta, PAGE_RECORD_HEADER, pointsOf } from "./meta.ts";
+import { testHook } from "../watch/test_hooks.ts";
 import { replayPageSet } from "./replay.ts";
 
 /** Collects pages (last version wins) in a temporary file; an index of page → offset in memory. */
@@ -26,9 +27,12 @@ export class PageCollector implements PageWriter {
 
   private constructor(readonly path: string, readonly pageSize: number) {
     this.#file = Deno.openSync(path, { read: true, write: true });
+    // Unlinked at once where an open file can be (not Windows): a process killed mid-build (kill -9,
+    // the OOM killer) then leaves nothing behind; the descriptor keeps the data until it is closed.
+    if (Deno.build.os !== "windows") Deno.removeSync(path);
   }
 
-  /** A collector backed by a new temporary file (removed by {@link close}). */
+  /** A collector backed by a new temporary file (gone when closed, or at once where possible). */
   static create(pageSize: number): PageCollector {
     return new PageCollector(Deno.makeTempFileSync({ prefix: "walsync-pages-" }), pageSize);
   }
@@ -88,7 +92,7 @@ export class PageCollector implements PageWriter {
     try {
       this.#file.close();
     } catch { /* already closed */ }
-    Deno.removeSync(this.path);
+    if (Deno.build.os === "windows") Deno.removeSync(this.path);
   }
 }
 
@@ -150,6 +154,7 @@ export async function buildFromSegments(
       );
       last = { index: meta!.index, time: item.object.time, after: pointsOf(meta!).after };
     }
+    if (testHook("crash-in-build")) Deno.kill(Deno.pid, "SIGKILL"); // pages collected, not uploaded
     return await finish(store, name, generation, 1, collector!, state!, first!, last!);
   } finally {
     collector?.close();

@@ -5,6 +5,8 @@
  * - `fail-repin`: starting the read transaction again after a checkpoint fails.
  * - `crash-after-checkpoint`: the process kills itself (SIGKILL) right after a checkpoint whose
  *   spooled remainder is not uploaded yet.
+ * - `crash-in-build`: the process kills itself (SIGKILL) in a level-1 page-set build, its pages
+ *   collected in the temporary file, nothing uploaded.
  * - `drop-fs-events` (stays armed): every file-system event is ignored, as if all were lost; only
  *   the backstop poll finds commits.
  *
