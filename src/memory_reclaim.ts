@@ -49,12 +49,13 @@ async function findLevers(): Promise<{ collect: Collect | null; trim: Trim | nul
     log.debug(`memory: no full collection available: ${(e as Error).message}`);
   }
   let trim: Trim | null = null;
-  if (Deno.build.os === "linux") {
+  // Only with --allow-ffi granted already: asking would prompt on a terminal (deno run without -A).
+  if (Deno.build.os === "linux" && Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
     try {
       const libc = Deno.dlopen("libc.so.6", { malloc_trim: { parameters: ["usize"], result: "i32" } });
       trim = () => void libc.symbols.malloc_trim(0n);
     } catch (e) {
-      // musl, or no --allow-ffi: the collection alone still helps.
+      // musl: the collection alone still helps.
       log.debug(`memory: malloc_trim unavailable: ${(e as Error).message}`);
     }
   }

@@ -491,7 +491,7 @@ Deno.test("[file] with every file-system event lost, the backstop poll ships a c
   const db = `${dir}/app.db`;
   await writer("fill", db, "10");
   const w = await startWatch(
-    [db, "-b", backend.url, "--sync-interval", "200ms", "--metrics-addr", ":0", "-v"],
+    [db, "-b", backend.url, "--sync-interval", "300ms", "--metrics-addr", ":0", "-v"],
     { ...backend.env, WALSYNC_TEST_HOOK: "drop-fs-events" },
   );
   try {

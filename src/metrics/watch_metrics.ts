@@ -12,9 +12,9 @@ import { type Registry, registry as defaultRegistry } from "./registry.ts";
 
 /**
  * An idle database covered by file-system events is looked at once per backstop period (5 to 6 sync
- * intervals); health allows that plus 2 intervals.
+ * intervals, later when the event loop is busy); health allows that plus 4 intervals.
  */
-export const HEALTH_INTERVALS = BACKSTOP_INTERVALS + 3;
+export const HEALTH_INTERVALS = BACKSTOP_INTERVALS + 5;
 
 /**
  * The longest pause a replica makes between two attempts after a failure (MAX_SYNC_BACKOFF_MS in
