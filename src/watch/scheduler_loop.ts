@@ -178,9 +178,10 @@ export class DatabaseLoop {
    */
   backstop(now = performance.now()): void {
     const replica = this.#replica;
-    if (!replica || this.#hinted || this.#syncing || !this.ctx.eventsCover(this.target.path)) return;
+    if (!replica || this.#hinted || this.#syncing) return;
     const interval = this.ctx.options.syncIntervalMs;
     if (now < this.#checkedAt + (BACKSTOP_INTERVALS + this.#phase) * interval) return;
+    if (!this.ctx.eventsCover(this.target.path)) return; // a stat: only for the databases due
     this.#checkedAt = now;
     let needed: boolean;
     try {
