@@ -1,9 +1,10 @@
 /**
  * Fetching ahead: while one object is applied, the next ones are already on their way (up to
- * `window` requests in flight), and come out in order. Memory stays bounded: a small object (at
- * most `smallBytes`, as listed) is downloaded whole into memory; a large one only has its metadata
- * read ahead (HEAD), and is downloaded as a stream when its turn comes, so that no idle download
- * waits behind a long one (docs/design.md, "Restore").
+ * `window` requests in flight), and come out in order. Memory stays bounded by a byte budget: an
+ * object is downloaded whole into memory ahead of its turn while the bodies held ahead, its own
+ * included, stay within `aheadBytes` (the filling waits for room otherwise); only an object larger
+ * than the whole budget has just its metadata read ahead (HEAD) and is downloaded as a stream when
+ * its turn comes (docs/design.md, "Restore").
  * @module
  */
 import { ExitCode, WalsyncError } from "../errors.ts";
@@ -15,9 +16,15 @@ import type { ObjectData, ObjectInfo, Store } from "../storage/store.ts";
 export interface PrefetchOptions {
   /** Objects in flight or waiting, at most (default 16). */
   window?: number;
-  /** Objects up to this size are downloaded whole ahead of time (default 1 MiB). */
-  smallBytes?: number;
+  /**
+   * Stored bytes downloaded ahead and held in memory, at most (default 16 MiB). The object being
+   * applied is no longer counted: memory peaks at about twice this.
+   */
+  aheadBytes?: number;
 }
+
+/** The default budget of {@link PrefetchOptions.aheadBytes}. */
+export const DEFAULT_AHEAD_BYTES = 16 * 1024 * 1024;
 
 /** An object fetched ahead: what a HEAD says, and a way to get its content. */
 export interface Prefetched {
@@ -82,9 +89,9 @@ function isNotFound(e: unknown): boolean {
   return e instanceof WalsyncError && e.exitCode === ExitCode.NotFound;
 }
 
-/** Starts fetching one object: a small one whole (GET), a large one's metadata (HEAD). */
-async function fetchOne(store: Store, object: BackupObject, smallBytes: number): Promise<Prefetched> {
-  if (object.size <= smallBytes) {
+/** Starts fetching one object: whole (GET) or only its metadata (HEAD), to be streamed in turn. */
+async function fetchOne(store: Store, object: BackupObject, whole: boolean): Promise<Prefetched> {
+  if (whole) {
     let data: ObjectData | null = null;
     try {
       data = await store.get(object.key);
@@ -117,32 +124,52 @@ export async function* prefetch(
   options: PrefetchOptions = {},
 ): AsyncGenerator<Prefetched> {
   const window = options.window ?? 16;
-  const smallBytes = options.smallBytes ?? 1024 * 1024;
-  const queue: Promise<Prefetched>[] = [];
+  const budget = options.aheadBytes ?? DEFAULT_AHEAD_BYTES;
+  /** Fetches in order, each with the bytes it holds against the budget. */
+  const queue: { fetching: Promise<Prefetched>; bytes: number }[] = [];
+  let held = 0;
+  /** The next object, taken from the listing but waiting for room in the budget. */
+  let waiting: BackupObject | null = null;
   const iterator = objects[Symbol.asyncIterator]();
   let exhausted = false;
   const fill = async () => {
-    while (!exhausted && queue.length < window) {
-      const next = await iterator.next();
-      if (next.done) {
-        exhausted = true;
+    while (queue.length < window) {
+      let object = waiting;
+      if (!object) {
+        if (exhausted) return;
+        const next = await iterator.next();
+        if (next.done) {
+          exhausted = true;
+          return;
+        }
+        object = next.value;
+      }
+      // Sizes come from the listing; a body longer than listed is judged by the checks that read it.
+      const whole = object.size <= budget;
+      if (whole && held + object.size > budget && queue.length > 0) {
+        waiting = object; // room comes as the objects ahead of it are taken
         return;
       }
-      const fetching = fetchOne(store, next.value, smallBytes);
+      waiting = null;
+      const bytes = whole ? object.size : 0;
+      held += bytes;
+      const fetching = fetchOne(store, object, whole);
       fetching.catch(() => {}); // observed when its turn comes
-      queue.push(fetching);
+      queue.push({ fetching, bytes });
     }
   };
   try {
     await fill();
     while (queue.length) {
-      const item = await queue.shift()!;
+      const { fetching, bytes } = queue.shift()!;
+      held -= bytes;
+      const item = await fetching;
       await fill();
       yield item;
     }
   } finally {
     // Stopped early: drop what was fetched ahead.
-    for (const pending of queue) pending.then((p) => p.release(), () => {});
+    for (const { fetching } of queue) fetching.then((p) => p.release(), () => {});
     await iterator.return?.();
   }
 }
