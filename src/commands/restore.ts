@@ -23,7 +23,7 @@ import { prefetch, withMeta } from "../log/prefetch.ts";
 import { chainOrder } from "../log/duplicates.ts";
 import { DamageError, missingEverything } from "../restore/damage.ts";
 import { chooseRestore, describePlan, type RestoreChoice, type RestorePlan } from "../restore/plan.ts";
-import { hintedTail, readStateHint, type StateHint } from "../restore/state_hint.ts";
+import { hintedTail, type HintReading, readStateHint, type StateHint } from "../restore/state_hint.ts";
 import { withProgress } from "../progress.ts";
 import { onInterrupt } from "../shutdown.ts";
 import { checkOutputDir, createTemp, inspectOutput, moveIntoPlace, outputExists } from "../restore/output.ts";
@@ -70,7 +70,9 @@ export async function restoreCommand(
   options: RestoreOptions,
 ): Promise<RestoreResult> {
   validateName(name);
-  store = await retainedView(store, name); // history below a prune's mark is gone on purpose
+  // The prune mark (history below it is gone on purpose) and state.json at once; the listing follows both.
+  const [view, stateReading] = await Promise.all([retainedView(store, name), readStateHint(store, name)]);
+  store = view;
   const output = resolve(options.output);
   const existing = await inspectOutput(output);
   if (existing.database || existing.sidecars.length) {
@@ -82,7 +84,7 @@ export async function restoreCommand(
   }
   await checkOutputDir(output);
 
-  const backup = await readBackup(store, name, options.pointInTime);
+  const backup = await readBackup(store, name, options.pointInTime, stateReading);
   if (!backup) {
     if (options.ifReplicaExists) {
       log.info(`no backup of "${name}" in ${store.url}; nothing to do (--if-replica-exists)`);
@@ -157,16 +159,17 @@ async function localFiles<T>(path: string, fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Reads state.json, then lists the database (in that order: state.json is written after the objects
- * it mentions, so it never runs ahead of the listing). A damaged state.json is reported and ignored:
+ * Reads state.json (unless `stateRead` already holds it), then lists the database (in that order:
+ * state.json is written after the objects it mentions, so it never runs ahead of the listing). A damaged state.json is reported and ignored:
  * it is only a hint. Returns null when there is no backup; throws if only state.json is left.
  */
 async function readBackup(
   store: Store,
   name: string,
   target?: number,
+  stateRead?: HintReading,
 ): Promise<{ history: DatabaseHistory; hint: StateHint | null } | null> {
-  const reading = await readStateHint(store, name);
+  const reading = stateRead ?? await readStateHint(store, name);
   if (reading.damage) {
     log.warn(
       `${store.url}/${reading.key}: ${reading.damage.message}; ignoring this hint (restore does not need it)`,
@@ -266,10 +269,13 @@ async function rebuild(
   damaged: Set<string> = new Set(),
 ): Promise<{ size: number; segments: number; pageSets: number; time: number; orphans: string[] }> {
   const writer = fileWriter(file);
+  // Listed while the snapshot downloads.
+  const listingSets = pageSetsOf(store, plan.name, plan.generation);
+  listingSets.catch(() => {}); // awaited below, unless the snapshot fails first
   let state: ReplayState = await replaySnapshot(store, plan.snapshot, writer);
   let time = plan.snapshot.time;
   // Compacted page sets first, as far as they go without passing the target (docs/design.md §11.1).
-  const sets = (await pageSetsOf(store, plan.name, plan.generation)).filter((s) => !damaged.has(s.key));
+  const sets = (await listingSets).filter((s) => !damaged.has(s.key));
   const path = restorePath(sets, state.nextIndex, plan.upTo);
   for (const set of path) {
     onObject(set.key);

@@ -10,6 +10,7 @@ import { type BackupObject, formatGeneration, parseObjectKey } from "../layout.t
 import type { Store } from "../storage/store.ts";
 import { type DatabaseHistory, type GenerationHistory, segmentsOf, type SegmentSummary } from "./history.ts";
 import { addPageSetReach } from "../compact/history.ts";
+import { mapOrdered } from "./prefetch.ts";
 
 /** The first segment of each generation that has any, found by seeking from one generation to the next. */
 async function firstSegments(store: Store, name: string): Promise<Map<number, BackupObject>> {
@@ -67,6 +68,19 @@ async function lastUpTo(
   return last;
 }
 
+/** The snapshots of `name`, by generation, in key (time) order. */
+async function snapshotsByGeneration(store: Store, name: string): Promise<Map<number, BackupObject[]>> {
+  const snapshots = new Map<number, BackupObject[]>();
+  for await (const entry of store.list(`${name}/snapshots/`)) {
+    const object = parseObjectKey(entry.key, entry.size);
+    if (object?.kind !== "snapshot" || object.name !== name) continue;
+    const list = snapshots.get(object.generation) ?? [];
+    list.push(object);
+    snapshots.set(object.generation, list);
+  }
+  return snapshots;
+}
+
 /**
  * Reads what {@link chooseRestore} needs to restore `name` at `target` (ms; latest when +Infinity). The
  * segment summaries it returns are partial: `count` and `bytes` cover only the segments listed (after
@@ -78,18 +92,13 @@ export async function readRestoreHistory(
   name: string,
   target = Number.POSITIVE_INFINITY,
 ): Promise<DatabaseHistory | null> {
-  const snapshots = new Map<number, BackupObject[]>();
-  for await (const entry of store.list(`${name}/snapshots/`)) {
-    const object = parseObjectKey(entry.key, entry.size);
-    if (object?.kind !== "snapshot" || object.name !== name) continue;
-    const list = snapshots.get(object.generation) ?? [];
-    list.push(object);
-    snapshots.set(object.generation, list);
-  }
-  const firsts = await firstSegments(store, name);
+  // Independent listings, at once: the snapshots, and the first segment of each generation.
+  const [snapshots, firsts] = await Promise.all([
+    snapshotsByGeneration(store, name),
+    firstSegments(store, name),
+  ]);
   const numbers = [...new Set([...snapshots.keys(), ...firsts.keys()])].sort((a, b) => a - b);
-  const generations: GenerationHistory[] = [];
-  for (const generation of numbers) {
+  const readGeneration = async (generation: number): Promise<GenerationHistory> => {
     const snaps = snapshots.get(generation) ?? [];
     const first = firsts.get(generation);
     let segments: SegmentSummary | null = null;
@@ -102,7 +111,15 @@ export async function readRestoreHistory(
         segments.lastAtOrBefore = await lastUpTo(store, name, generation, from?.time ?? -1, target);
       }
     }
-    generations.push({ generation, snapshots: snaps, segments });
+    return { generation, snapshots: snaps, segments };
+  };
+  // The generations' tails are listed up to 8 at a time, and come back in order.
+  const numbered = (async function* () {
+    yield* numbers;
+  })();
+  const generations: GenerationHistory[] = [];
+  for await (const g of mapOrdered(numbered, 8, (generation) => readGeneration(generation))) {
+    generations.push(g);
   }
   if (!generations.length) return null;
   const db = { name, generations, others: [] };
