@@ -15,27 +15,18 @@
  * @module
  */
 import { stampNow } from "../clock.ts";
-import { fstatSync } from "node:fs";
 import type { DatabaseSync } from "node:sqlite";
 import { latestTimeOf, readHistory } from "../log/history.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import { stateKey } from "../layout.ts";
 import * as log from "../log.ts";
-import { acquireWriteLock, checkWritable, DbFile, endTransaction, openWriter } from "../sqlite/database.ts";
+import { checkWritable, DbFile } from "../sqlite/database.ts";
 import { type DatabaseImage, scanImage } from "../sqlite/image.ts";
 import { fileRangeSource } from "../storage/file_range.ts";
 import type { Store } from "../storage/store.ts";
 import { bytesSource, uploadVerified } from "../storage/upload.ts";
-import {
-  closeFd,
-  frameOffset,
-  openForRead,
-  parseFrameHeader,
-  readAt,
-  readWalHeader,
-  WAL_FRAME_HEADER_SIZE,
-  type WalPosition,
-} from "../wal.ts";
+import type { WalPosition } from "../wal.ts";
+import { checkpointPassive, openCheckpointer, underWriteLock } from "./barrier.ts";
 import { captureCommitted } from "./capture.ts";
 import { ChainWriter } from "./chain_writer.ts";
 import { DurationSample } from "./duration_sample.ts";
@@ -44,6 +35,7 @@ import { ReadPin } from "./read_pin.ts";
 import { readStoredTip, walStillHolds } from "./resume.ts";
 import { testHook } from "./test_hooks.ts";
 import { WalIndexProbe } from "./wal_index.ts";
+import { WalProbe } from "./wal_probe.ts";
 
 /** How often a checkpoint or snapshot retries when the remainder committed meanwhile does not fit the spool. */
 const SPOOL_ATTEMPTS = 3;
@@ -104,9 +96,7 @@ export class Replica {
   #walIndex: WalIndexProbe | null = null;
   #lastSnapshotAt = 0;
   #segmentsSinceSnapshot = 0;
-  /** The WAL probe of the last round whose scan found nothing committed (see #walHasNews). */
-  #nothingNewAt: string | null = null;
-  #probeKey: string | null = null;
+  readonly #probe: WalProbe;
   /** Checkpoint rounds in a row postponed because commits kept arriving (see #checkpoint). */
   #checkpointMisses = 0;
   /** The position of the last checkpoint (so an idle, checkpointed WAL is not checkpointed again). */
@@ -130,6 +120,7 @@ export class Replica {
     readonly options: ReplicaOptions,
   ) {
     this.#chain = new ChainWriter(store, name, this.stats, (upload) => this.#onStored(upload));
+    this.#probe = new WalProbe(`${path}-wal`);
   }
 
   /** The generation being written. */
@@ -204,7 +195,7 @@ export class Replica {
    */
   async sync(rescan = false): Promise<void> {
     if (this.failure) return;
-    if (rescan) this.#nothingNewAt = null;
+    if (rescan) this.#probe.rescan();
     // Compared with stored objects' times (the snapshot interval): the stamping clock, not Date.now().
     await this.#syncRound(stampNow());
   }
@@ -222,11 +213,7 @@ export class Replica {
     if (this.unavailable || this.#gap || stat.ino !== this.#dbFile?.ino) return true;
     if (this.#chain.pending > 0 || this.#checkpointDue()) return true;
     // As a rescan: frames that look as before count as news (the sync that follows reads them).
-    const [seen, probed] = [this.#nothingNewAt, this.#probeKey];
-    this.#nothingNewAt = null;
-    const news = this.#walHasNews();
-    [this.#nothingNewAt, this.#probeKey] = [seen, probed]; // a sync round in progress keeps its own
-    return news || this.#snapshotDue(stampNow());
+    return this.#probe.peek(this.#chain.tip?.position) || this.#snapshotDue(stampNow());
   }
 
   #checkpointDue(): boolean {
@@ -264,47 +251,14 @@ export class Replica {
     }
     // A checkpoint ships everything committed first (without the lock).
     const checkpointed = this.#checkpointDue() && await this.#checkpoint();
-    if (!checkpointed && (this.#chain.pending > 0 || this.#walHasNews())) {
+    if (!checkpointed && (this.#chain.pending > 0 || this.#probe.hasNews(this.#chain.tip?.position))) {
       const before = this.stats.segments;
       await this.#shipPending();
-      this.#nothingNewAt = this.stats.segments === before ? this.#probeKey : null;
+      this.#probe.scanned(this.stats.segments !== before);
     }
     if (this.#gap) return;
     if (this.#snapshotDue(now)) {
       await this.#snapshot("scheduled snapshot");
-    }
-  }
-
-  /**
-   * Whether the WAL may hold something past the shipped position: its header is not the one of our
-   * position's cycle (a restart, or a gap to report), or the frame after our position carries the
-   * cycle's salts. Two small reads per database and round; idle databases stop here.
-   *
-   * The WAL file's size and mtime are not enough: mtime has millisecond resolution, and after a
-   * restart SQLite rewrites the file in place without changing its size, so a commit could go
-   * unnoticed until the next one (measured: about 3 in 100 tries).
-   */
-  #walHasNews(): boolean {
-    const wal = openForRead(this.#walPath);
-    if (wal === null) return false;
-    try {
-      const header = readWalHeader(wal);
-      if (!header) return false;
-      const position = this.#chain.tip?.position;
-      if (!position || header.salt1 !== position.salt1 || header.salt2 !== position.salt2) return true;
-      const next = new Uint8Array(WAL_FRAME_HEADER_SIZE);
-      if (readAt(wal, frameOffset(position.frame + 1, header.pageSize), next) < next.byteLength) return false;
-      const frame = parseFrameHeader(next);
-      if (frame.salt1 !== header.salt1 || frame.salt2 !== header.salt2) return false;
-      // Frames of an unfinished or rolled-back transaction stay there: do not rescan them every
-      // round unless the file changed at all (size, mtime) or that frame was rewritten.
-      const stat = fstatSync(wal);
-      const key = `${stat.size}:${stat.mtimeMs}:${Array.from(next).join(",")}`;
-      if (key === this.#nothingNewAt) return false;
-      this.#probeKey = key;
-      return true;
-    } finally {
-      closeFd(wal);
     }
   }
 
@@ -406,33 +360,24 @@ export class Replica {
   }
 
   /**
-   * Runs `work` while holding the write lock (BEGIN IMMEDIATE on a second connection). `work` is
-   * synchronous on purpose: only local work may run under the application's lock, never network
-   * I/O. Returns null without running it if the lock stayed busy. Records how long the lock was held.
+   * Runs `work` under the write-lock barrier (see underWriteLock). Returns null without running it if
+   * the lock stayed busy, unless `mustSucceed`: then a busy lock is a (retryable) error.
    */
   async #withBarrier<T>(work: () => T, opts: { mustSucceed?: boolean } = {}): Promise<T | null> {
-    const writer = openWriter(this.path);
-    try {
-      // Cooperative: short tries with pauses on a timer, so other databases and signals go on.
-      const waitMs = opts.mustSucceed ? (this.options.lockWaitMs ?? 10_000) : this.options.barrierTimeoutMs;
-      if (!(await acquireWriteLock(writer, waitMs, { signal: this.options.signal }))) {
-        if (!opts.mustSucceed) return null;
-        throw new WalsyncError(
-          `${this.path} stayed write-locked by another connection for ${waitMs / 1000} s`,
-          ExitCode.Failure,
-          { retryable: true },
-        );
-      }
-      const lockedAt = performance.now();
-      try {
-        return work();
-      } finally {
-        endTransaction(writer);
-        this.stats.barrierMs.add(performance.now() - lockedAt);
-      }
-    } finally {
-      writer.close();
+    const waitMs = opts.mustSucceed ? (this.options.lockWaitMs ?? 10_000) : this.options.barrierTimeoutMs;
+    const result = await underWriteLock(this.path, work, {
+      waitMs,
+      signal: this.options.signal,
+      onReleased: (ms) => this.stats.barrierMs.add(ms),
+    });
+    if (result === null && opts.mustSucceed) {
+      throw new WalsyncError(
+        `${this.path} stayed write-locked by another connection for ${waitMs / 1000} s`,
+        ExitCode.Failure,
+        { retryable: true },
+      );
     }
+    return result;
   }
 
   /**
@@ -592,21 +537,6 @@ export class Replica {
       log.warn(`${this.name}: could not write state.json (a hint only): ${(e as Error).message}`);
     }
   }
-}
-
-/** A writable connection for checkpoints (never in a transaction, never waiting for a lock). */
-function openCheckpointer(path: string): DatabaseSync {
-  const db = openWriter(path);
-  db.exec("PRAGMA busy_timeout = 0");
-  return db;
-}
-
-/** A PASSIVE checkpoint on `db` (not in a transaction); logs how far it got. */
-function checkpointPassive(db: DatabaseSync, name: string): void {
-  const result = db.prepare("PRAGMA wal_checkpoint(PASSIVE)").get() as Record<string, number>;
-  log.debug(
-    `${name}: checkpoint: ${result.checkpointed} of ${result.log} frames backfilled (busy ${result.busy})`,
-  );
 }
 
 function samePosition(a: WalPosition | null, b: WalPosition | null): boolean {
