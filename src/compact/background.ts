@@ -87,7 +87,9 @@ export class BackgroundCompaction {
   async #run(): Promise<void> {
     const results: CompactionResult[] = [];
     // Activity is read before the pass: an upload during it makes the next pass run.
-    for (const { name, activity } of this.databases()) {
+    const databases = this.databases();
+    this.#forgetAllBut(new Set(databases.map((d) => d.name)));
+    for (const { name, activity } of databases) {
       if (this.#stopped) return;
       const quiet = this.#quiet.get(name);
       if (activity && quiet && sameActivity(quiet.activity, activity) && Date.now() < quiet.dueAt) {
@@ -116,6 +118,12 @@ export class BackgroundCompaction {
     this.last = results;
     this.passes++;
     if (results.length) this.onPassEnd?.();
+  }
+
+  /** Drops what is remembered of databases no longer watched (removed from the set while running). */
+  #forgetAllBut(watched: Set<string>): void {
+    for (const name of this.#quiet.keys()) if (!watched.has(name)) this.#quiet.delete(name);
+    for (const name of this.#caches.keys()) if (!watched.has(name)) this.#caches.delete(name);
   }
 
   /** Stops the timer; waits up to `graceMs` for a pass in progress (it is safe to abandon). */
