@@ -7,7 +7,7 @@
  * replica per database (src/watch/replica.ts, what `watch` runs; file:// store in RAM; three sync
  * rounds) or, with --sqlite-only, only opens one read-only node:sqlite connection per database
  * holding a read transaction. After forced garbage collections it prints per database: RSS, its
- * anonymous, file-backed and shared-memory parts (/proc/self/status; the databases live in
+ * anonymous (split: opening the replica, the rest), file-backed and shared-memory parts (/proc/self/status; the databases live in
  * /dev/shm, so SQLite's -shm mappings count as shmem), V8's used and total heap, external memory.
  * One-off costs (code paged in on first use) are spread over COUNT: use a few hundred.
  * "heap total" far above "heap used" means the V8 heap grew (young generation) under allocation
@@ -18,6 +18,7 @@ import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import { WATCH_DEFAULTS } from "../src/commands/watch.ts";
 import { configureLog } from "../src/log.ts";
+import { reclaimMemory } from "../src/memory_reclaim.ts";
 import { FileStore } from "../src/storage/file.ts";
 import { Replica } from "../src/watch/replica.ts";
 
@@ -32,10 +33,11 @@ function status() {
   return { rss: field("VmRSS"), anon: field("RssAnon"), file: field("RssFile"), shmem: field("RssShmem") };
 }
 
+/** Collects and trims as `watch`'s reclaimer does, so only live memory is left. */
 async function settle(): Promise<void> {
   for (let i = 0; i < 3; i++) gc!();
   await new Promise((r) => setTimeout(r, 1000));
-  gc!();
+  await reclaimMemory();
 }
 
 const count = Number(Deno.args.find((a) => /^\d+$/.test(a)) ?? 500);
@@ -50,6 +52,8 @@ try {
   const s0 = status();
   const m0 = Deno.memoryUsage();
   const keep: unknown[] = [];
+  /** After opening the replicas' connections, before their first snapshot and syncs. */
+  let afterOpen: ReturnType<typeof status> | null = null;
   if (sqliteOnly) {
     for (const path of paths) {
       const db = new DatabaseSync(path, { readOnly: true });
@@ -62,6 +66,9 @@ try {
     const replicas = paths.map((p, i) =>
       new Replica(p, `db${i}`, store, { ...WATCH_DEFAULTS, snapshotIntervalMs: 3_600_000 })
     );
+    for (const r of replicas) await r.open();
+    await settle();
+    afterOpen = status();
     for (const r of replicas) await r.start();
     for (let round = 0; round < 3; round++) for (const r of replicas) await r.sync();
     keep.push(...replicas);
@@ -82,6 +89,10 @@ try {
       v8HeapTotal: per(m0.heapTotal / 1024, m1.heapTotal / 1024),
       external: per(m0.external / 1024, m1.external / 1024),
     },
+    // Of the anonymous memory: opening (the node:sqlite read connection and descriptors) vs the rest.
+    ...(afterOpen
+      ? { anonKibPerDatabase: { open: per(s0.anon, afterOpen.anon), rest: per(afterOpen.anon, s1.anon) } }
+      : {}),
   }));
 } finally {
   await Deno.remove(dir, { recursive: true });
