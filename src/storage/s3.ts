@@ -17,6 +17,7 @@ import { storageError, usageError, WalsyncError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { type PutResponse, streamingPut } from "./http_put.ts";
 import { MIN_PART_SIZE, partSizeFor } from "./multipart.ts";
+import { Presigner, type PresignRequest } from "./presign.ts";
 import { abortUpload, type S3Exchange, uploadInParts } from "./s3_multipart.ts";
 import { contentMd5, deleteErrors, deleteRequestXml } from "./multi_delete.ts";
 import { explainS3Error } from "./s3_errors.ts";
@@ -57,6 +58,7 @@ export interface S3Settings {
 export class S3Store implements Store {
   readonly url: string;
   readonly #client: S3Client;
+  readonly #presigner: Presigner;
   readonly #bucket: string;
   #bucketSeenUntil = -Infinity;
   readonly #prefix: string;
@@ -103,6 +105,23 @@ export class S3Store implements Store {
     } catch (e) {
       throw usageError(`invalid S3 settings: ${redact((e as Error).message)}`);
     }
+    // Single-object requests are pre-signed by walsync, with the client's addressing (see presign.ts).
+    this.#presigner = new Presigner({
+      protocol: this.#client.protocol,
+      host: this.#client.host,
+      pathStyle: this.#client.pathStyle,
+      pathPrefix: this.#client.pathPrefix ?? "",
+      region,
+      bucket,
+      accessKey: settings.accessKeyId,
+      secretKey: settings.secretAccessKey,
+      sessionToken: settings.sessionToken,
+    });
+  }
+
+  /** A URL for one request on `key`, valid for an hour. */
+  #presign(method: PresignRequest["method"], key: string, extraHeaders?: Record<string, string>): string {
+    return this.#presigner.url({ method, objectName: this.#fullKey(key), expirySeconds: 3600, extraHeaders });
   }
 
   #fullKey(key: string): string {
@@ -127,7 +146,7 @@ export class S3Store implements Store {
     method: "GET" | "HEAD" | "DELETE",
     key: string,
   ): Promise<{ response: Response; touch: () => void; done: () => void }> {
-    const url = await this.#client.getPresignedUrl(method, this.#fullKey(key), { expirySeconds: 3600 });
+    const url = this.#presign(method, key);
     const controller = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const touch = () => {
@@ -162,10 +181,7 @@ export class S3Store implements Store {
     const headers = metadataHeaders(metadata);
     let response: PutResponse;
     try {
-      const url = await this.#client.getPresignedUrl("PUT", this.#fullKey(key), {
-        extraHeaders: headers,
-        expirySeconds: 3600,
-      });
+      const url = this.#presign("PUT", key, headers);
       const sent = contentMd5 ? { ...headers, "content-md5": contentMd5 } : headers;
       response = await streamingPut(url, sent, body, this.#timeoutMs);
     } catch (e) {
@@ -257,10 +273,7 @@ export class S3Store implements Store {
     try {
       let response: Response;
       try {
-        const url = await this.#client.getPresignedUrl("PUT", this.#fullKey(key), {
-          extraHeaders: headers,
-          expirySeconds: 3600,
-        });
+        const url = this.#presign("PUT", key, headers);
         response = await fetch(url, {
           method: "PUT",
           headers,
