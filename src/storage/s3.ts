@@ -18,7 +18,7 @@ import { redact } from "../redact.ts";
 import { type PutResponse, streamingPut } from "./http_put.ts";
 import { MIN_PART_SIZE, partSizeFor } from "./multipart.ts";
 import { Presigner, type PresignRequest } from "./presign.ts";
-import { abortUpload, type S3Exchange, uploadInParts } from "./s3_multipart.ts";
+import { abortIncomplete, type S3Exchange, uploadInParts } from "./s3_multipart.ts";
 import { contentMd5, deleteErrors, deleteRequestXml } from "./multi_delete.ts";
 import { explainS3Error } from "./s3_errors.ts";
 import { decodeXml, metadataHeaders, TimeoutError, unquote, userMetadata, watchdogBody } from "./s3_http.ts";
@@ -233,27 +233,11 @@ export class S3Store implements Store {
    * Returns how many were aborted.
    */
   async abortIncompleteUploads(prefix: string): Promise<number> {
-    let xml: string;
     try {
-      xml = await this.#withTimeout(
-        this.#client.makeRequest({
-          method: "GET",
-          objectName: "",
-          query: { uploads: "", prefix: this.#fullKey(prefix) },
-          returnBody: true,
-        }).then((response) => response.text()),
-      );
+      return await abortIncomplete(this.#exchange, this.#fullKey(prefix));
     } catch (e) {
       throw this.#explain(e, `list incomplete uploads under ${prefix}`);
     }
-    let aborted = 0;
-    for (
-      const match of xml.matchAll(/<Upload>[\s\S]*?<Key>([^<]+)<\/Key>[\s\S]*?<UploadId>([^<]+)<\/UploadId>/g)
-    ) {
-      await abortUpload(this.#exchange, decodeXml(match[1]), decodeXml(match[2]));
-      aborted++;
-    }
-    return aborted;
   }
 
   async putSmall(

@@ -10,7 +10,7 @@ import { storageError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { streamingPut } from "./http_put.ts";
 import { completionXml, multipartEtag, splitIntoParts, uploadIdOf } from "./multipart.ts";
-import { TimeoutError, unquote } from "./s3_http.ts";
+import { decodeXml, TimeoutError, unquote } from "./s3_http.ts";
 import type { ByteSource } from "./source.ts";
 
 /** What the multipart calls need of the store: its client and its request timeout. */
@@ -94,4 +94,23 @@ export async function abortUpload(x: S3Exchange, objectName: string, uploadId: s
       statusCode: 204,
     }));
   } catch { /* see above */ }
+}
+
+/**
+ * Aborts the incomplete multipart uploads under `prefix` (the full key prefix); returns how many.
+ * Throws if they cannot be listed; a failed abort is ignored (see {@link abortUpload}).
+ */
+export async function abortIncomplete(x: S3Exchange, prefix: string): Promise<number> {
+  const xml = await x.withTimeout(
+    x.client.makeRequest({ method: "GET", objectName: "", query: { uploads: "", prefix }, returnBody: true })
+      .then((response) => response.text()),
+  );
+  let aborted = 0;
+  for (
+    const match of xml.matchAll(/<Upload>[\s\S]*?<Key>([^<]+)<\/Key>[\s\S]*?<UploadId>([^<]+)<\/UploadId>/g)
+  ) {
+    await abortUpload(x, decodeXml(match[1]), decodeXml(match[2]));
+    aborted++;
+  }
+  return aborted;
 }
