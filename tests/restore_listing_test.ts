@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { openStore } from "../src/storage/open.ts";
-import { pagedFiles, sortedFiles } from "../src/storage/file_list.ts";
+import { directoryNames, pagedFiles, smallDirectory, sortedFiles } from "../src/storage/file_list.ts";
 import { bytesSource } from "../src/storage/source.ts";
 import type { Store } from "../src/storage/store.ts";
 import { cleanup, freshBackend, tempDir } from "./helpers.ts";
@@ -56,18 +56,30 @@ for (const label of ["s3", "file"] as const) {
   });
 }
 
-Deno.test("[file] a large directory is read in pages, in order, after a cursor", async () => {
+Deno.test("[file] a directory is read in order after a cursor: through sort, in pages, or at once when small", async () => {
   const dir = await tempDir();
   const names = Array.from({ length: 103 }, (_, i) => `n${String((i * 37) % 103).padStart(3, "0")}`);
   for (const n of names) await Deno.writeTextFile(`${dir}/${n}`, "");
   await Deno.writeTextFile(`${dir}/n050.meta.json`, "");
   const expected = [...names].sort().filter((n) => n > "n010");
-  // Sorted by `sort` outside the process, streamed in one pass:
-  assert.deepEqual(await Array.fromAsync(sortedFiles(dir, "n010", () => true, ["*.meta.json"])), expected);
+  const keep = (n: string) => !n.endsWith(".meta.json");
+  // Sorted by `sort` outside the process, streamed in one pass (the size limit of a small directory at 0):
+  assert.deepEqual(
+    await Array.fromAsync(sortedFiles(dir, "n010", keep, ["*.meta.json"], 50_000, 0)),
+    expected,
+  );
+  // A small directory, read at once by Deno's reader: the same names.
+  assert.ok(smallDirectory(dir), "103 short names make a small directory");
+  assert.deepEqual(await Array.fromAsync(sortedFiles(dir, "n010", keep, ["*.meta.json"])), expected);
+  await Deno.mkdir(`${dir}/sub`);
+  assert.deepEqual(await directoryNames(dir), ["sub"]);
+  assert.deepEqual(await directoryNames(dir, 0), ["sub"], "through find");
+  assert.deepEqual(await directoryNames(`${dir}/missing`), []);
+  assert.deepEqual(await Array.fromAsync(sortedFiles(`${dir}/missing`, "", keep)), []);
   // The fallback without `sh`/`sort`: scans of 7 names each.
   assert.deepEqual(await Array.fromAsync(pagedFiles(dir, "n010", () => true, ["*.meta.json"], 7)), expected);
   // A reader that stops early leaves no child process blocked on a full pipe.
-  for await (const name of sortedFiles(dir, "", () => true)) if (name) break;
+  for await (const name of sortedFiles(dir, "", () => true, [], 50_000, 0)) if (name) break;
   await cleanup(dir);
 });
 

@@ -13,6 +13,15 @@ import { ExitCode, WalsyncError } from "../errors.ts";
 /** Names per page of the fallback: memory bound versus the number of scans of a huge directory. */
 const PAGE = 50_000;
 
+/**
+ * A directory whose size (st_size) is at most this is read at once with Deno's reader: spawning `find`
+ * and `sort` costs milliseconds of CPU per listing, and most directories of a store are small (a
+ * database's snapshots, an idle database's segments). The size grows with the entries on every common
+ * file system (ext4 and XFS: blocks of entries; tmpfs: 20 bytes per entry; btrfs: twice the names'
+ * length; ZFS: one per entry), so this holds a few hundred to 16,384 names, a few MB at most.
+ */
+export const SMALL_DIR_BYTES = 16 * 1024;
+
 // Windows has a `find` too, which searches text in files: Deno's reader there.
 let findMissing = Deno.build.os === "windows";
 let sortMissing = Deno.build.os === "windows";
@@ -162,15 +171,40 @@ async function* walkMatching(dir: string, relative: string, name: RegExp): Async
   }
 }
 
+/**
+ * The names of the files and subdirectories of `dir` when its size is at most `limit` (see
+ * {@link SMALL_DIR_BYTES}), in no order; null for a larger directory. A missing directory is empty.
+ */
+export function smallDirectory(
+  dir: string,
+  limit = SMALL_DIR_BYTES,
+): { files: string[]; dirs: string[] } | null {
+  const files: string[] = [];
+  const dirs: string[] = [];
+  try {
+    if (Deno.statSync(dir).size > limit) return null;
+    for (const entry of Deno.readDirSync(dir)) {
+      if (entry.isFile) files.push(entry.name);
+      else if (entry.isDirectory) dirs.push(entry.name);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return { files, dirs };
+    throw e;
+  }
+  return { files, dirs };
+}
+
 /** The names of the subdirectories of `dir`, in no order (held: a store has few directories). */
-export async function directoryNames(dir: string): Promise<string[]> {
+export async function directoryNames(dir: string, smallDirBytes = SMALL_DIR_BYTES): Promise<string[]> {
+  const small = smallDirectory(dir, smallDirBytes);
+  if (small) return small.dirs;
   return (await Array.fromAsync(entryNames(dir, "d"))).flat();
 }
 
 /**
  * The names of the files of `dir` that `keep` accepts and that sort after `after`, in order, streamed
  * (see the module doc; `page` is the fallback's page size). `exclude` (shell patterns) lets `find` drop
- * names early.
+ * names early; `keep` must reject them too (a small directory is read without `find`).
  */
 export async function* sortedFiles(
   dir: string,
@@ -178,7 +212,13 @@ export async function* sortedFiles(
   keep: (name: string) => boolean,
   exclude: string[] = [],
   page = PAGE,
+  smallDirBytes = SMALL_DIR_BYTES,
 ): AsyncGenerator<string> {
+  const small = smallDirectory(dir, smallDirBytes);
+  if (small) {
+    yield* small.files.filter((name) => name > after && keep(name)).sort(byName);
+    return;
+  }
   if (!sortMissing && !findMissing) {
     const child = spawn("sh", ["-c", SORTED_FIND, "sh", dir, ...excluding(exclude)]);
     if (child) {
