@@ -75,7 +75,13 @@ export function segmentContinuity(state: ReplayState, seg: SegmentMeta): string 
 /**
  * Checks that a snapshot taken in the middle of a generation is the image of the chain at `state`
  * (the end of the segment before it): same segment count, page size, database size and WAL
- * position (or the start of a cleanly restarted WAL cycle). Returns why not, or null.
+ * position (or the start of a cleanly restarted WAL cycle, or no WAL at all). Returns why not, or null.
+ *
+ * No WAL at all (no position): an application's `wal_checkpoint(TRUNCATE)`, or its last connection
+ * closing, empties the WAL only once every frame is backfilled, and walsync's read transaction keeps
+ * any frame it has not captured from being backfilled (docs/design.md §3.1). So a snapshot of a
+ * database without a WAL, after the segments the chain holds, is the chain's state; a full `verify`
+ * still proves its content by replay.
  */
 export function snapshotContinuity(state: ReplayState, snap: SnapshotMeta): string | null {
   if (snap.segmentsBefore !== state.nextIndex) {
@@ -87,7 +93,8 @@ export function snapshotContinuity(state: ReplayState, snap: SnapshotMeta): stri
   }
   const pos = state.position;
   const at = snap.position;
-  if (pos === null || at === null) return pos === at ? null : "its WAL position does not continue the chain";
+  if (at === null) return null; // the WAL was emptied after a complete checkpoint (see above)
+  if (pos === null) return "its WAL position does not continue the chain";
   if (samePosition(pos, at)) return null;
   if (at.frame === 0 && at.salt1 === ((pos.salt1 + 1) >>> 0)) return null; // a restarted, still empty WAL
   return "its WAL position is not the end of the previous segment";
