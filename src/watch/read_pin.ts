@@ -10,16 +10,44 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import { beginRead, endTransaction, openReader } from "../sqlite/database.ts";
+import type { WalPosition } from "../wal.ts";
 import { testHook } from "./test_hooks.ts";
+import type { WalIndexEnd } from "./wal_index.ts";
+
+/** Where the WAL's committed end is now (the WAL index header); null when it cannot tell. */
+export type WalEndProbe = () => WalIndexEnd | null;
+
+/**
+ * Whether a capture that reached `tip` holds every frame of a read transaction that saw at most
+ * `view`: the same cycle and at least as far, or a later cycle (reached only across a restart the
+ * capture accepted as continuous), or a view with no frame at all. Pure; unit-tested.
+ */
+export function capturedThrough(tip: WalPosition | null, view: WalIndexEnd | null): boolean {
+  if (view === null) return false; // unknown: never assume
+  if (view.mxFrame === 0) return true;
+  if (tip === null) return false;
+  if (tip.salt1 === view.salt1 && tip.salt2 === view.salt2) return tip.frame >= view.mxFrame;
+  // A later cycle: salt-1 grows by one at every restart (wrapping at 2^32).
+  const ahead = (tip.salt1 - view.salt1) >>> 0;
+  return ahead > 0 && ahead < 0x8000_0000;
+}
 
 /** A read transaction held on a database, with a record of whether it was held as the protocol requires. */
 export class ReadPin {
   #db: DatabaseSync;
   #broken: string | null = "the read transaction was not yet started under a barrier";
+  /** The WAL's committed end read right after R began: at least as far as anything R can see. */
+  #view: WalIndexEnd | null = null;
 
-  /** Opens the connection (no transaction yet). */
-  constructor(readonly path: string) {
+  /** Opens the connection (no transaction yet); `walEnd` reads where the WAL's committed end is. */
+  constructor(readonly path: string, private readonly walEnd: WalEndProbe) {
     this.#db = openReader(path);
+  }
+
+  /** Starts a read transaction on `db` and records the view (read after: an upper bound of it). */
+  #begin(db: DatabaseSync): void {
+    beginRead(db);
+    this.#view = this.walEnd();
   }
 
   /**
@@ -36,32 +64,39 @@ export class ReadPin {
   holdUnproven(): void {
     endTransaction(this.#db);
     this.#broken = "the read transaction was started without a barrier";
-    beginRead(this.#db);
+    this.#begin(this.#db);
   }
 
   /**
    * Moves R to the WAL's current end without ever letting go: a second connection starts its read
    * transaction while R is still held, then the old one ends. The proof stays intact (docs/design.md
    * §4): either the new R pins frames (no restart can happen while it is held), or it began on a
-   * fully backfilled WAL, whose frames were all inside the old R's view and therefore already
-   * captured. Only call it when nothing captured waits in the WAL file itself (empty outbox).
+   * fully backfilled WAL; the old R kept every frame past its view from being backfilled, so those
+   * frames were all inside the old R's view, which `tip` (what is captured and stored) must cover.
+   * If it does not (or the view is unknown), nothing is touched and false is returned: a new R on a
+   * fully backfilled WAL would let SQLite restart the WAL over frames never captured.
    * Lets a checkpoint outside the barrier backfill up to the new R, so that the one under the
    * barrier has only the last few frames left.
    */
-  advance(): void {
+  advance(tip: WalPosition | null): boolean {
+    if (!capturedThrough(tip, this.#view)) return false;
     const next = openReader(this.path);
+    let view: WalIndexEnd | null;
     try {
       beginRead(next);
+      view = this.walEnd();
     } catch (e) {
       next.close();
       throw e;
     }
     const old = this.#db;
     this.#db = next;
+    this.#view = view;
     try {
       endTransaction(old);
       old.close();
     } catch { /* the new R holds the pin */ }
+    return true;
   }
 
   /**
@@ -87,7 +122,7 @@ export class ReadPin {
       if (afterCheckpoint && testHook("fail-repin")) {
         throw new Error("test hook fail-repin: starting the read transaction failed");
       }
-      beginRead(this.#db);
+      this.#begin(this.#db);
       this.#broken = null;
     } catch (e) {
       this.#broken = `could not start the read transaction again: ${(e as Error).message}`;

@@ -33,7 +33,7 @@ import { DurationSample } from "./duration_sample.ts";
 import { type PendingUpload, spoolBudget } from "./outbox.ts";
 import { ReadPin } from "./read_pin.ts";
 import { readStoredTip, walStillHolds } from "./resume.ts";
-import { testHook } from "./test_hooks.ts";
+import { testHook, testPause } from "./test_hooks.ts";
 import { WalIndexProbe } from "./wal_index.ts";
 import { WalProbe } from "./wal_probe.ts";
 
@@ -303,7 +303,8 @@ export class Replica {
     this.#dbFile = dbFile;
     this.#walIndex = new WalIndexProbe(this.path);
     try {
-      this.#pin = new ReadPin(this.path);
+      const walIndex = this.#walIndex;
+      this.#pin = new ReadPin(this.path, () => walIndex.walEnd());
     } catch (e) {
       this.#close();
       throw e;
@@ -457,11 +458,21 @@ export class Replica {
     const checkpointer = openCheckpointer(this.path);
     try {
       for (let attempt = 1; attempt <= EARLY_CHECKPOINT_ATTEMPTS; attempt++) {
-        this.#pin!.advance();
-        checkpointPassive(checkpointer, this.name);
-        const last = attempt === EARLY_CHECKPOINT_ATTEMPTS;
-        done = await this.#barrierRound({ checkpointer, onlyIfBackfilled: !(last && mayBackfillUnderLock) });
-        if (done !== "not-backfilled") break;
+        // What the last attempt's R let through (a commit too big for the spool, say) is shipped
+        // before R moves again: a new R on a fully backfilled WAL does not stop a restart.
+        if (attempt > 1) await this.#shipPending();
+        if (this.#gap || this.#chain.pending > 0) return false;
+        testPause("before-advance", this.path);
+        const advanced = this.#pin!.advance(this.#chain.tip?.position ?? null);
+        testPause("after-advance", this.path);
+        const last = attempt === EARLY_CHECKPOINT_ATTEMPTS || !advanced;
+        // Without an advance the backfill below is limited by the old R; the barrier finishes it.
+        if (advanced) checkpointPassive(checkpointer, this.name);
+        done = await this.#barrierRound({
+          checkpointer,
+          onlyIfBackfilled: !(last && (mayBackfillUnderLock || !advanced)),
+        });
+        if (done !== "not-backfilled" || !advanced) break;
       }
     } finally {
       checkpointer.close();

@@ -9,6 +9,10 @@
  *   collected in the temporary file, nothing uploaded.
  * - `drop-fs-events` (stays armed): every file-system event is ignored, as if all were lost; only
  *   the backstop poll finds commits.
+ * - `pause-before-advance`, `pause-after-advance` (stay armed): a checkpoint stops just before (or
+ *   after) it moves its read transaction, creates `<db>.walsync-pause-<point>` and waits (the whole
+ *   process, up to 60 s) until the test deletes that file, so that another process can commit at
+ *   exactly that moment.
  *
  * `WALSYNC_TEST_CLOCK_STEP=AFTER_MS:OFFSET_MS` steps the process's wall clock (`Date.now`) by
  * OFFSET_MS (negative: back) AFTER_MS after `watch` starts, as an NTP correction would.
@@ -52,4 +56,23 @@ export function armClockStep(): void {
     Date.now = () => systemNow() + offsetMs;
   }, afterMs);
   Deno.unrefTimer(timer);
+}
+
+/**
+ * If `pause-<point>` is armed: creates `<dbPath>.walsync-pause-<point>` and blocks the process until
+ * that file is deleted (at most 60 s). See the module documentation.
+ */
+export function testPause(point: string, dbPath: string): void {
+  if (!testFlag(`pause-${point}`)) return;
+  const marker = `${dbPath}.walsync-pause-${point}`;
+  Deno.writeTextFileSync(marker, `${Deno.pid}\n`);
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; waited < 60_000; waited += 5) {
+    try {
+      Deno.statSync(marker);
+    } catch {
+      return;
+    }
+    Atomics.wait(tick, 0, 0, 5);
+  }
 }
