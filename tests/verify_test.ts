@@ -4,13 +4,8 @@
  * the store; memory stays flat however large the objects are. (Damage of each kind of object is in
  * damage_test.ts.)
  */
-import { decodeBody } from "../src/codec/decode.ts";
-import { storedForm } from "../src/codec/codec.ts";
-import { uploadVerified } from "../src/storage/upload.ts";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { openStore } from "../src/storage/open.ts";
-import { bytesSource } from "../src/storage/source.ts";
+import { forgeSnapshot } from "./fixtures/forge.ts";
 import {
   damageObject,
   deleteObject,
@@ -276,38 +271,8 @@ for (const label of ["s3", "file"] as const) {
 for (const label of ["s3", "file"] as const) {
   Deno.test(`[${label}] verify: a forged mid-generation snapshot (valid SQLite, same size, matching sha256) is damage`, async () => {
     const f = await makeWatchedBackup(label);
-    const store = openStore(f.backend.url, { env: (n) => f.backend.env[n] ?? Deno.env.get(n) });
     const target = f.snapshots[1]; // taken by watch in the middle of generation 1
-    const original = await store.get(target);
-    const content = decodeBody(store, target, storedForm(original.metadata), original.body, (_r, message) => {
-      throw new Error(message);
-    });
-    const image = new Uint8Array(await new Response(content).arrayBuffer());
-    const forged = `${f.dir}/forged.db`;
-    await Deno.writeFile(forged, image);
-    // Another state of the same database: one row's value changed in place, page count unchanged.
-    await sh("python3", [
-      "-c",
-      "import sqlite3,sys; d=sqlite3.connect(sys.argv[1]); " +
-      "d.execute('UPDATE t SET v = zeroblob(length(v)) WHERE id = (SELECT min(id) FROM t)'); d.commit(); d.close()",
-      forged,
-    ]);
-    const bytes = await Deno.readFile(forged);
-    assert.equal(bytes.byteLength, image.byteLength, "same page count");
-    assert.equal((await sqlite3(forged, "PRAGMA integrity_check")).trim(), "ok");
-    const sha256 = createHash("sha256").update(bytes).digest("hex");
-    assert.notEqual(sha256, original.metadata["content-sha256"]);
-    // Stored the way walsync stores (encoded, every digest matching): only a replay can tell.
-    const upload = [
-      "sha256",
-      "content-sha256",
-      "content-length",
-      "stored-length",
-      "compression",
-      "encryption",
-    ];
-    const fields = Object.fromEntries(Object.entries(original.metadata).filter(([k]) => !upload.includes(k)));
-    await uploadVerified(store, target, bytesSource(bytes), fields);
+    await forgeSnapshot(f.backend, target, f.dir);
 
     const quick = await walsync(["verify", "-b", f.backend.url, "--quick"], { env: f.backend.env });
     assert.equal(quick.code, 0, "metadata alone cannot tell");

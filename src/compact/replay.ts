@@ -8,7 +8,7 @@
 import { canDecode, decodeBody, storedBytesOnly } from "../codec/decode.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import { newSha256 } from "../hash.ts";
-import type { PageWriter } from "../restore/apply.ts";
+import type { Fetch, PageWriter } from "../restore/apply.ts";
 import type { ReplayState } from "../restore/continuity.ts";
 import { type Damage, DamageError, damageOf, type DamageReason } from "../restore/damage.ts";
 import { fixedRecords, reusedChunks } from "../restore/frames.ts";
@@ -34,10 +34,11 @@ async function openPageSet(
   store: Store,
   set: PageSetObject,
   withBody: boolean,
+  fetched?: Fetch,
 ): Promise<{ meta: PageSetMeta; raw: ReadableStream<Uint8Array> | null }> {
   let info;
   try {
-    info = withBody ? await store.get(set.key) : await store.head(set.key);
+    info = fetched ? await fetched() : withBody ? await store.get(set.key) : await store.head(set.key);
   } catch (e) {
     if (!(e instanceof WalsyncError && e.exitCode === ExitCode.NotFound)) throw e;
   }
@@ -114,15 +115,17 @@ async function pageContent(
 /**
  * Applies page set `set` to a replay at `state` (null: the first object of a merge, whose start is
  * not checked) through `writer` (or the writer `writer(meta)` makes once the metadata is read).
- * Returns the state after it and its metadata.
+ * `fetched` is a download already under way (src/log/prefetch.ts). Returns the state after it and
+ * its metadata.
  */
 export async function replayPageSet(
   store: Store,
   set: PageSetObject,
   state: ReplayState | null,
   writer?: PageWriter | ((meta: PageSetMeta) => PageWriter),
+  fetched?: Fetch,
 ): Promise<{ state: ReplayState; meta: PageSetMeta }> {
-  const { meta, raw } = await openPageSet(store, set, true);
+  const { meta, raw } = await openPageSet(store, set, true, fetched);
   try {
     const why = state ? pageSetContinuity(state, meta) : null;
     if (why) fail(store, set, "chain", `does not continue the restore chain: ${why}`);

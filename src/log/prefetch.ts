@@ -9,6 +9,7 @@
  */
 import { ExitCode, WalsyncError } from "../errors.ts";
 import type { BackupObject } from "../layout.ts";
+import { decodePageSetMeta, type PageSetMeta } from "../compact/meta.ts";
 import { decodeSegmentMeta, decodeSnapshotMeta, type SegmentMeta, type SnapshotMeta } from "../metadata.ts";
 import type { ObjectData, ObjectInfo, Store } from "../storage/store.ts";
 
@@ -196,20 +197,23 @@ export async function* mapOrdered<T, R>(
 /** A prefetched object with its walsync metadata decoded, ready for chain ordering. */
 export interface PrefetchedItem extends Omit<Prefetched, "open"> {
   /** Null when missing or unreadable: the checks that read the object report why. */
-  meta: SnapshotMeta | SegmentMeta | null;
+  meta: SnapshotMeta | SegmentMeta | PageSetMeta | null;
   /** Like {@link Prefetched.open}, but a missing object gives null (judged as damage by the reader). */
   open(): Promise<ObjectData | null>;
 }
 
-/** Decodes the metadata of prefetched objects for {@link chainOrder}-style ordering. */
+/** Decodes the metadata of prefetched objects (snapshots, segments, page sets) for {@link chainOrder}-style ordering. */
 export async function* withMeta(items: AsyncIterable<Prefetched>): AsyncGenerator<PrefetchedItem> {
   for await (const item of items) {
-    let meta: SnapshotMeta | SegmentMeta | null = null;
+    let meta: SnapshotMeta | SegmentMeta | PageSetMeta | null = null;
     try {
       if (item.info) {
-        meta = item.object.kind === "snapshot"
-          ? decodeSnapshotMeta(item.info.metadata)
-          : decodeSegmentMeta(item.info.metadata);
+        const decode = item.object.kind === "snapshot"
+          ? decodeSnapshotMeta
+          : item.object.kind === "pages"
+          ? decodePageSetMeta
+          : decodeSegmentMeta;
+        meta = decode(item.info.metadata);
       }
     } catch { /* reported when the object is read */ }
     yield {

@@ -1,15 +1,21 @@
 /**
  * Proving mid-generation snapshots: a snapshot's checksums only say it is the file that was stored,
  * not that it is the database at its position. A full `verify` replays the generation from its first
- * snapshot into a temporary file (streamed, segments fetched ahead) and, at each later snapshot's
- * position, compares the SHA-256 of the replayed image with the snapshot's content digest. A
- * snapshot that differs (forged, or taken wrongly) is damage (docs/design.md, "What verify proves").
+ * snapshot into a temporary file (streamed, segments fetched ahead; where compaction deleted
+ * segments, the level-1 page set that replaced them) and, at each later snapshot's position,
+ * compares the SHA-256 of the replayed image with the snapshot's content digest. A difference
+ * (a snapshot forged or taken wrongly, or history before it that lost a commit) is damage: restores
+ * from the snapshot and from before it would disagree (docs/design.md, "What verify proves").
  * @module
  */
 import { newSha256 } from "../hash.ts";
 import type { BackupObject } from "../layout.ts";
 import { chainOrder } from "../log/duplicates.ts";
 import { type GenerationHistory, replayOrder, segmentsOf } from "../log/history.ts";
+import { pageSetsOf } from "../compact/history.ts";
+import type { PageSetObject } from "../compact/key.ts";
+import { replayPageSet } from "../compact/replay.ts";
+import { substituteCompacted } from "../compact/verify_chain.ts";
 import { prefetch, withMeta } from "../log/prefetch.ts";
 import type { SnapshotMeta } from "../metadata.ts";
 import type { Store } from "../storage/store.ts";
@@ -61,8 +67,16 @@ export async function proveSnapshots(store: Store, name: string, g: GenerationHi
     const writer = fileWriter(file);
     const [first, ...later] = g.snapshots;
     let state: ReplayState = await replaySnapshot(store, first as SnapshotObject, writer);
-    const objects = replayOrder(later, segmentsOf(store, name, g.generation, first.time));
-    const fetched = withMeta(prefetch(store, objects));
+    // Level-1 sets stand in for runs of segments compaction deleted (sets never span a snapshot).
+    const level1 = (g.pages ? await pageSetsOf(store, name, g.generation) : [])
+      .filter((s) => s.level === 1 && s.firstTime > first.time)
+      .sort((a, b) => a.time - b.time);
+    const segments = substituteCompacted(
+      segmentsOf(store, name, g.generation, first.time),
+      level1,
+      new Set(),
+    );
+    const fetched = withMeta(prefetch(store, replayOrder(later, segments)));
     for await (const { item, orphan } of chainOrder(fetched, state)) {
       if (orphan) {
         item.release();
@@ -70,6 +84,11 @@ export async function proveSnapshots(store: Store, name: string, g: GenerationHi
       }
       if (item.object.kind === "segment") {
         state = await replaySegment(store, item.object as SegmentObject, state, writer, item.open);
+        continue;
+      }
+      if (item.object.kind === "pages") {
+        const set = item.object as PageSetObject;
+        state = (await replayPageSet(store, set, state, writer, item.open)).state;
         continue;
       }
       item.release();
@@ -94,7 +113,8 @@ function differs(object: BackupObject, first: BackupObject, actual: string, expe
     "snapshot",
     "corrupt",
     `its content is not the database at its position: replayed from ${first.key}, the image has ` +
-      `SHA-256 ${actual}, the snapshot ${expected}`,
+      `SHA-256 ${actual}, the snapshot ${expected} (this snapshot, or the history before it, is wrong: ` +
+      "restores from it and from before it disagree)",
     { generation: object.generation },
   );
 }
