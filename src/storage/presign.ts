@@ -6,9 +6,8 @@
  * five HMACs per request, measured as ~40 % of the main thread's work when restoring small segments.
  * @module
  */
-import { createHash, createHmac } from "node:crypto";
+import { ALGORITHM, deriveSigningKey, sha256Hex, signature, uriEncode } from "./sigv4.ts";
 
-const ALGORITHM = "AWS4-HMAC-SHA256";
 /** Headers that are never signed (as s3-lite-client). */
 const UNSIGNED_HEADERS = ["authorization", "content-length", "content-type", "user-agent"];
 
@@ -75,21 +74,15 @@ export class Presigner {
     if (t.sessionToken) search.set("X-Amz-Security-Token", t.sessionToken);
     const queryString = search.toString().replaceAll("+", "%20");
     const canonical = canonicalRequest(request.method, `${resource}?${queryString}`, headers, signed);
-    const stringToSign = [ALGORITHM, date, scope, createHash("sha256").update(canonical).digest("hex")].join(
-      "\n",
-    );
-    const signature = createHmac("sha256", this.#signingKey(day)).update(stringToSign).digest("hex");
+    const stringToSign = [ALGORITHM, date, scope, sha256Hex(canonical)].join("\n");
+    const sig = signature(this.#signingKey(day), stringToSign);
     const encodedPath = resource.split("/").map((part) => encodeURIComponent(part)).join("/");
-    return `${t.protocol}//${headers.get("host")}${encodedPath}?${queryString}&X-Amz-Signature=${signature}`;
+    return `${t.protocol}//${headers.get("host")}${encodedPath}?${queryString}&X-Amz-Signature=${sig}`;
   }
 
   #signingKey(day: string): Buffer {
     if (this.#key && this.#keyDay === day) return this.#key;
-    const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
-    this.#key = hmac(
-      hmac(hmac(hmac(`AWS4${this.target.secretKey}`, day), this.target.region), "s3"),
-      "aws4_request",
-    );
+    this.#key = deriveSigningKey(this.target.secretKey, day, this.target.region, "s3");
     this.#keyDay = day;
     return this.#key;
   }
@@ -98,15 +91,6 @@ export class Presigner {
 /** YYYYMMDDTHHMMSSZ. */
 function longDate(date: Date): string {
   return date.toISOString().replace(/[-:]/g, "").slice(0, 15) + "Z";
-}
-
-/** RFC 3986 encoding, slashes kept when asked (the object key's path). */
-function uriEncode(text: string, keepSlashes = false): string {
-  const encoded = encodeURIComponent(text).replace(
-    /[!'()*]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
-  return keepSlashes ? encoded.replaceAll("%2F", "/") : encoded;
 }
 
 /** The canonical request of an UNSIGNED-PAYLOAD pre-signed URL. */
