@@ -6,7 +6,7 @@
  */
 import { dirname, join } from "node:path";
 import { asUserError, ExitCode, notFoundError, storageError, WalsyncError } from "../errors.ts";
-import { directoryNames, filesMatching, sortedFiles } from "./file_list.ts";
+import { directoryNames, filesMatching, smallDirectory, sortedFiles, sortedSmall } from "./file_list.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
@@ -188,14 +188,19 @@ export class FileStore implements Store {
     const after = startAfter.startsWith(base) ? startAfter.slice(base.length) : startAfter < base ? "" : null;
     if (after === null) return; // the whole directory is at or before startAfter
     const namePrefix = prefix.startsWith(base) ? prefix.slice(base.length) : "";
-    const dirs = (await directoryNames(path)).map((d) => d + "/").sort()
+    // A small directory is read once for both its subdirectories and its files.
+    const small = smallDirectory(path);
+    const dirs = (small ? small.dirs : await directoryNames(path)).map((d) => d + "/").sort()
       .filter((d) =>
         (d > after || after.startsWith(d)) && (d.startsWith(namePrefix) || namePrefix.startsWith(d))
       );
     const keep = (name: string) =>
       name.startsWith(namePrefix) && !name.endsWith(META_SUFFIX) && !name.includes(TEMP_MARK);
     let d = 0;
-    for await (const name of sortedFiles(path, after, keep, [`*${META_SUFFIX}`, `*${TEMP_MARK}*`])) {
+    const files = small
+      ? sortedSmall(small.files, after, keep)
+      : sortedFiles(path, after, keep, [`*${META_SUFFIX}`, `*${TEMP_MARK}*`]);
+    for await (const name of files) {
       while (d < dirs.length && dirs[d] < name) yield* this.#walk(base + dirs[d++], prefix, startAfter);
       const key = base + name;
       try {

@@ -194,6 +194,11 @@ export function smallDirectory(
   return { files, dirs };
 }
 
+/** The names of `files` (a {@link smallDirectory}'s) that `keep` accepts and sort after `after`, in order. */
+export function sortedSmall(files: string[], after: string, keep: (name: string) => boolean): string[] {
+  return files.filter((name) => name > after && keep(name)).sort(byName);
+}
+
 /** The names of the subdirectories of `dir`, in no order (held: a store has few directories). */
 export async function directoryNames(dir: string, smallDirBytes = SMALL_DIR_BYTES): Promise<string[]> {
   const small = smallDirectory(dir, smallDirBytes);
@@ -216,7 +221,7 @@ export async function* sortedFiles(
 ): AsyncGenerator<string> {
   const small = smallDirectory(dir, smallDirBytes);
   if (small) {
-    yield* small.files.filter((name) => name > after && keep(name)).sort(byName);
+    yield* sortedSmall(small.files, after, keep);
     return;
   }
   if (!sortMissing && !findMissing) {
