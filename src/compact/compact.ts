@@ -8,9 +8,9 @@
  * @module
  */
 import { DamageError } from "../restore/damage.ts";
-import { type BackupObject, parseObjectKey } from "../layout.ts";
+import type { BackupObject } from "../layout.ts";
 import * as log from "../log.ts";
-import { segmentsOf } from "../log/history.ts";
+import { segmentsOf, snapshotsByGeneration } from "../log/history.ts";
 import { retainedView } from "../lifecycle/mark.ts";
 import type { SegmentObject } from "../restore/apply.ts";
 import { MAX_DELETE_BATCH, type Store } from "../storage/store.ts";
@@ -57,19 +57,6 @@ export interface CompactionResult {
   nextDueAt: number;
 }
 
-/** The snapshot times of each generation (retained view), and which generations exist. */
-async function snapshotTimes(store: Store, name: string): Promise<Map<number, number[]>> {
-  const byGeneration = new Map<number, number[]>();
-  for await (const entry of store.list(`${name}/snapshots/`)) {
-    const o = parseObjectKey(entry.key, entry.size);
-    if (o?.kind !== "snapshot" || o.name !== name) continue;
-    const times = byGeneration.get(o.generation) ?? [];
-    times.push(o.time);
-    byGeneration.set(o.generation, times);
-  }
-  return byGeneration;
-}
-
 /** Runs one compaction pass over database `name`. */
 export async function compactDatabase(
   store: Store,
@@ -87,7 +74,10 @@ export async function compactDatabase(
     deletedBytes: 0,
     nextDueAt: Number.POSITIVE_INFINITY,
   };
-  const snapshots = await snapshotTimes(view, name);
+  // The snapshot times of each generation (retained view), and which generations exist.
+  const snapshots = new Map(
+    [...await snapshotsByGeneration(view, name)].map(([g, list]) => [g, list.map((s) => s.time)]),
+  );
   const generations = [...snapshots.keys()].sort((a, b) => a - b);
   const cache = options.cache ?? new Map<number, PageSetObject[][]>();
   for (const key of cache.keys()) if (!snapshots.has(key)) cache.delete(key);

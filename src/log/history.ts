@@ -207,3 +207,19 @@ export function latestTimeOf(db: DatabaseHistory | null): number | undefined {
   const times = (db?.generations ?? []).map(lastTime).filter((t) => t > 0);
   return times.length ? Math.max(...times) : undefined;
 }
+
+/** The snapshots of `name`, by generation, in key (time) order: one listing of `<name>/snapshots/`. */
+export async function snapshotsByGeneration(
+  store: Store,
+  name: string,
+): Promise<Map<number, BackupObject[]>> {
+  const snapshots = new Map<number, BackupObject[]>();
+  for await (const entry of store.list(`${name}/snapshots/`)) {
+    const object = parseObjectKey(entry.key, entry.size);
+    if (object?.kind !== "snapshot" || object.name !== name) continue;
+    const list = snapshots.get(object.generation) ?? [];
+    list.push(object);
+    snapshots.set(object.generation, list);
+  }
+  return snapshots;
+}

@@ -8,7 +8,13 @@
  */
 import { type BackupObject, formatGeneration, parseObjectKey } from "../layout.ts";
 import type { Store } from "../storage/store.ts";
-import { type DatabaseHistory, type GenerationHistory, segmentsOf, type SegmentSummary } from "./history.ts";
+import {
+  type DatabaseHistory,
+  type GenerationHistory,
+  segmentsOf,
+  type SegmentSummary,
+  snapshotsByGeneration,
+} from "./history.ts";
 import { addPageSetReach } from "../compact/history.ts";
 import { mapOrdered } from "./prefetch.ts";
 
@@ -66,19 +72,6 @@ async function lastUpTo(
   let last: BackupObject | null = null;
   for await (const segment of segmentsOf(store, name, generation, after, target)) last = segment;
   return last;
-}
-
-/** The snapshots of `name`, by generation, in key (time) order. */
-async function snapshotsByGeneration(store: Store, name: string): Promise<Map<number, BackupObject[]>> {
-  const snapshots = new Map<number, BackupObject[]>();
-  for await (const entry of store.list(`${name}/snapshots/`)) {
-    const object = parseObjectKey(entry.key, entry.size);
-    if (object?.kind !== "snapshot" || object.name !== name) continue;
-    const list = snapshots.get(object.generation) ?? [];
-    list.push(object);
-    snapshots.set(object.generation, list);
-  }
-  return snapshots;
 }
 
 /**
