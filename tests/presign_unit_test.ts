@@ -2,12 +2,13 @@
  * walsync's own SigV4 pre-signing (src/storage/presign.ts) gives byte-for-byte the URLs of
  * s3-lite-client's `getPresignedUrl`, which the S3 servers in the end-to-end tests accept, over
  * methods, keys with characters that need encoding, signed extra headers, query parameters,
- * temporary credentials, path-style and virtual-hosted addressing, ports and days; and the signing
+ * temporary credentials, path-style and virtual-hosted addressing, ports and days (on both of its
+ * paths: string-built for plain requests, the general one otherwise); and the signing
  * key kept for a day is not reused on the next.
  */
 import assert from "node:assert/strict";
 import { S3Client } from "@bradenmacdonald/s3-lite-client";
-import { Presigner, type PresignRequest } from "../src/storage/presign.ts";
+import { plainRequest, Presigner, type PresignRequest } from "../src/storage/presign.ts";
 
 const CLIENTS = [
   { endPoint: "http://127.0.0.1:7480", region: "us-east-1", pathStyle: true },
@@ -31,6 +32,7 @@ const DATES = [new Date("2026-11-30T10:15:00.123Z"), new Date("2026-12-01T00:00:
 
 Deno.test("pre-signed URLs are byte-identical to s3-lite-client's", async () => {
   let compared = 0;
+  let plain = 0;
   for (const settings of CLIENTS) {
     for (const sessionToken of [undefined, "FwoGZXIvYXdzE+/token=="]) {
       const accessKey = sessionToken ? "ASIAEXAMPLE" : "AKIAEXAMPLE";
@@ -69,6 +71,7 @@ Deno.test("pre-signed URLs are byte-identical to s3-lite-client's", async () => 
               });
               assert.equal(presigner.url(request), expected, JSON.stringify({ settings, request }));
               compared++;
+              if (plainRequest(presigner.target, request)) plain++;
             }
           }
         }
@@ -76,4 +79,7 @@ Deno.test("pre-signed URLs are byte-identical to s3-lite-client's", async () => 
     }
   }
   assert.equal(compared, CLIENTS.length * 2 * 4 * KEYS.length * HEADERS.length * DATES.length);
+  // Both ways of building a URL were compared: the string-built one (walsync's own requests) and the
+  // general one (a "?" in the key).
+  assert.equal(plain, compared * 3 / 4, `${plain} of ${compared} took the string-built path`);
 });
