@@ -208,7 +208,12 @@ export async function listObjects(backend: Backend): Promise<{ key: string; size
   const objects: { key: string; size: number }[] = [];
   for (const key of await listKeys(backend)) {
     if (key.endsWith(".meta.json") || key.includes(".tmp-")) continue;
-    objects.push({ key, size: (await Deno.stat(`${backend.dir}/${key}`)).size });
+    try {
+      objects.push({ key, size: (await Deno.stat(`${backend.dir}/${key}`)).size });
+    } catch (e) {
+      // Deleted since it was listed (a running watch compacts and prunes): as an S3 listing would.
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
   }
   return objects;
 }
