@@ -20,7 +20,6 @@ import { latestTimeOf, readHistory } from "../log/history.ts";
 import { ExitCode, WalsyncError } from "../errors.ts";
 import { stateKey } from "../layout.ts";
 import * as log from "../log.ts";
-import { checkWritable, DbFile } from "../sqlite/database.ts";
 import { type DatabaseImage, scanImage } from "../sqlite/image.ts";
 import { fileRangeSource } from "../storage/file_range.ts";
 import type { Store } from "../storage/store.ts";
@@ -31,10 +30,9 @@ import { captureCommitted } from "./capture.ts";
 import { ChainWriter } from "./chain_writer.ts";
 import { DurationSample } from "./duration_sample.ts";
 import { type PendingUpload, spoolBudget } from "./outbox.ts";
-import { ReadPin } from "./read_pin.ts";
+import { LocalDatabase } from "./local_db.ts";
 import { readStoredTip, walStillHolds } from "./resume.ts";
 import { testHook, testPause } from "./test_hooks.ts";
-import { WalIndexProbe } from "./wal_index.ts";
 import { WalProbe } from "./wal_probe.ts";
 
 /** How often a checkpoint or snapshot retries when the remainder committed meanwhile does not fit the spool. */
@@ -89,11 +87,8 @@ export class Replica {
   };
   /** The chain being written: position, index, and the frozen uploads not yet confirmed. */
   readonly #chain: ChainWriter;
-  #pin: ReadPin | null = null;
-  /** Our own descriptor of the database file: opened before the connections, closed after them. */
-  #dbFile: DbFile | null = null;
-  /** Our descriptor of the -shm file: closed only after the connections (see WalIndexProbe). */
-  #walIndex: WalIndexProbe | null = null;
+  /** The database file, WAL index and read pin held open (null while closed). */
+  #local: LocalDatabase | null = null;
   #lastSnapshotAt = 0;
   #segmentsSinceSnapshot = 0;
   readonly #probe: WalProbe;
@@ -134,7 +129,7 @@ export class Replica {
 
   /** Opens the database (checks that it is a SQLite file in WAL mode) unless it is open already. */
   async open(): Promise<void> {
-    if (!this.#pin) await this.#open();
+    if (!this.#local) this.#local = await LocalDatabase.open(this.path);
   }
 
   /** Closes the connections without shipping anything (after a failed start, or a lost lease). */
@@ -169,7 +164,7 @@ export class Replica {
    */
   async #resume(stored: Awaited<ReturnType<typeof readStoredTip>>): Promise<string | null> {
     if (!stored) return "no stored generation to continue";
-    this.#pin!.holdUnproven();
+    this.#local!.pin.holdUnproven();
     const why = walStillHolds(this.#walPath, stored.tip);
     if (why) return why;
     this.#chain.resume(stored.generation, stored.nextIndex, stored.tip);
@@ -210,7 +205,7 @@ export class Replica {
     if (this.failure) return false;
     const stat = statOrNull(this.path);
     if (!stat) return !this.unavailable;
-    if (this.unavailable || this.#gap || stat.ino !== this.#dbFile?.ino) return true;
+    if (this.unavailable || this.#gap || stat.ino !== this.#local?.dbFile.ino) return true;
     if (this.#chain.pending > 0 || this.#checkpointDue()) return true;
     // As a rescan: frames that look as before count as news (the sync that follows reads them).
     return this.#probe.peek(this.#chain.tip?.position) || this.#snapshotDue(stampNow());
@@ -239,7 +234,7 @@ export class Replica {
       return;
     }
     this.unavailable = null;
-    if (stat.ino !== this.#dbFile?.ino) this.#gap ??= "the database file was replaced";
+    if (stat.ino !== this.#local?.dbFile.ino) this.#gap ??= "the database file was replaced";
     if (this.#gap) {
       const reason = this.#gap;
       await this.#reopen();
@@ -265,7 +260,7 @@ export class Replica {
   /** Ships whatever is committed and stops: the in-flight work is finished, the read lock released. */
   async stop(): Promise<void> {
     try {
-      if (!this.failure && !this.#gap && this.#pin) await this.#shipPending();
+      if (!this.failure && !this.#gap && this.#local) await this.#shipPending();
       if (!this.failure && !this.unavailable) await this.#writeState();
     } finally {
       this.#close();
@@ -273,47 +268,14 @@ export class Replica {
   }
 
   #close(): void {
-    this.#pin?.close();
-    this.#pin = null;
-    this.#walIndex?.close(); // only after the connections (see WalIndexProbe)
-    this.#walIndex = null;
-    this.#dbFile?.close(); // only after the connection (see DbFile)
-    this.#dbFile = null;
+    this.#local?.close();
+    this.#local = null;
     this.#chain.clear();
-  }
-
-  /** Opens our descriptor and the read-only connection; checks that the database is in WAL mode. */
-  async #open(): Promise<void> {
-    const { dbFile, header } = await DbFile.open(this.path);
-    if (header.writeVersion !== 2) {
-      dbFile.close();
-      throw new WalsyncError(
-        `${this.path} is not in WAL mode (walsync watch needs it); switch it once with: ` +
-          `sqlite3 ${this.path} "PRAGMA journal_mode=WAL"`,
-      );
-    }
-    try {
-      // Checked when opening, not at the first barrier: without write access nothing can be
-      // replicated, and a permanent problem must show at start (see checkWritable).
-      checkWritable(this.path);
-    } catch (e) {
-      dbFile.close();
-      throw e;
-    }
-    this.#dbFile = dbFile;
-    this.#walIndex = new WalIndexProbe(this.path);
-    try {
-      const walIndex = this.#walIndex;
-      this.#pin = new ReadPin(this.path, () => walIndex.walEnd());
-    } catch (e) {
-      this.#close();
-      throw e;
-    }
   }
 
   async #reopen(): Promise<void> {
     this.#close();
-    await this.#open();
+    this.#local = await LocalDatabase.open(this.path);
   }
 
   #fail(reason: string): void {
@@ -330,8 +292,8 @@ export class Replica {
   async #shipPending(): Promise<void> {
     await this.#drain();
     const tip = this.#chain.tip;
-    if (this.#gap || !tip || !this.#pin) return;
-    const captured = captureCommitted(this.#walPath, tip, { pinBroken: this.#pin.broken });
+    if (this.#gap || !tip || !this.#local) return;
+    const captured = captureCommitted(this.#walPath, tip, { pinBroken: this.#local.pin.broken });
     if (captured.kind === "gap") {
       this.#gap ??= captured.reason;
       return;
@@ -403,9 +365,9 @@ export class Replica {
     for (let attempt = 1;; attempt++) {
       const outcome = await this.#withBarrier(() => {
         // Nothing touched yet: R stays where it is, the frames stay pinned.
-        if (opts.onlyIfBackfilled && !this.#walIndex!.fullyBackfilled()) return "not-backfilled" as const;
+        if (opts.onlyIfBackfilled && !this.#local!.walIndex.fullyBackfilled()) return "not-backfilled" as const;
         const spool = captureCommitted(this.#walPath, this.#chain.tip!, {
-          pinBroken: this.#pin!.broken,
+          pinBroken: this.#local!.pin.broken,
           memoryLimit: spoolBudget.available(),
         });
         if (spool.kind === "gap") {
@@ -415,7 +377,7 @@ export class Replica {
         if (spool.kind === "too-big") return "too-big" as const;
         this.#releaseAndRepin(opts.checkpointer ?? null);
         if (spool.kind === "frames") this.#chain.freezeSegment(spool, bytesSource(spool.bytes!));
-        return { image: opts.image ? scanImage(this.#dbFile!) : null };
+        return { image: opts.image ? scanImage(this.#local!.dbFile) : null };
       }, { mustSucceed: opts.mustSucceed });
       if (outcome === null || outcome === "gap") return null;
       if (outcome !== "too-big") return outcome;
@@ -432,11 +394,11 @@ export class Replica {
   /** Ends R, runs a PASSIVE checkpoint on `checkpointer` if given, re-pins R (see ReadPin); a failure to re-pin is a gap. */
   #releaseAndRepin(checkpointer: DatabaseSync | null): void {
     try {
-      this.#pin!.releaseAndRepin(() => checkpointer && checkpointPassive(checkpointer, this.name), {
+      this.#local!.pin.releaseAndRepin(() => checkpointer && checkpointPassive(checkpointer, this.name), {
         checkpoint: checkpointer !== null,
       });
     } catch (e) {
-      const broken = this.#pin!.broken;
+      const broken = this.#local!.pin.broken;
       if (broken) this.#gap ??= `lost the read transaction: ${broken}`;
       throw e;
     }
@@ -463,7 +425,7 @@ export class Replica {
         if (attempt > 1) await this.#shipPending();
         if (this.#gap || this.#chain.pending > 0) return false;
         testPause("before-advance", this.path);
-        const advanced = this.#pin!.advance(this.#chain.tip?.position ?? null);
+        const advanced = this.#local!.pin.advance(this.#chain.tip?.position ?? null);
         testPause("after-advance", this.path);
         const last = attempt === EARLY_CHECKPOINT_ATTEMPTS || !advanced;
         // Without an advance the backfill below is limited by the old R; the barrier finishes it.
@@ -519,7 +481,7 @@ export class Replica {
     this.#chain.clear(); // anything still pending belongs to the old generation
     const image = await this.#withBarrier(() => {
       this.#releaseAndRepin(null);
-      return scanImage(this.#dbFile!);
+      return scanImage(this.#local!.dbFile);
     }, { mustSucceed: true });
     this.#chain.startGeneration(generation);
     this.#gap = null;
