@@ -365,7 +365,9 @@ export class Replica {
     for (let attempt = 1;; attempt++) {
       const outcome = await this.#withBarrier(() => {
         // Nothing touched yet: R stays where it is, the frames stay pinned.
-        if (opts.onlyIfBackfilled && !this.#local!.walIndex.fullyBackfilled()) return "not-backfilled" as const;
+        if (opts.onlyIfBackfilled && !this.#local!.walIndex.fullyBackfilled()) {
+          return "not-backfilled" as const;
+        }
         const spool = captureCommitted(this.#walPath, this.#chain.tip!, {
           pinBroken: this.#local!.pin.broken,
           memoryLimit: spoolBudget.available(),
