@@ -748,3 +748,13 @@ export async function makeWatchedBackup(label: "s3" | "file"): Promise<WatchedBa
     oneShot,
   };
 }
+
+/** Salt-1 of a WAL file's header (changes at every restart of the WAL), or null if there is none. */
+export function walSalt1(path: string): number | null {
+  try {
+    const header = Deno.readFileSync(path).subarray(0, 32);
+    return header.byteLength < 32 ? null : new DataView(header.buffer, header.byteOffset, 32).getUint32(16);
+  } catch {
+    return null;
+  }
+}

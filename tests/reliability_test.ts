@@ -16,6 +16,7 @@ import {
   sqlite3,
   startWatch,
   tempDir,
+  walSalt1,
   walsync,
   WRITER,
   writer,
@@ -40,12 +41,6 @@ async function assertLatestRestoreEquals(
 function cutProxy(proxy: ReturnType<typeof startFaultProxy>): void {
   proxy.settings.down = true;
   proxy.cutAll();
-}
-
-/** Salt-1 of a WAL file's header (changes at every restart of the WAL). */
-function walSalt1(path: string): number {
-  const header = Deno.readFileSync(path).subarray(0, 32);
-  return new DataView(header.buffer, header.byteOffset, 32).getUint32(16);
 }
 
 function proxyTarget() {

@@ -15,7 +15,16 @@
  * compaction oracle run lost a VACUUM: a point-in-time restore failed its integrity check.
  */
 import assert from "node:assert/strict";
-import { filesEqual, freshBackend, sleep, spawnWatch, sqlite3, tempDir, walsync } from "./helpers.ts";
+import {
+  filesEqual,
+  freshBackend,
+  sleep,
+  spawnWatch,
+  sqlite3,
+  tempDir,
+  walSalt1,
+  walsync,
+} from "./helpers.ts";
 
 const noSanitizers = { sanitizeOps: false, sanitizeResources: false };
 
@@ -29,16 +38,6 @@ async function paused(path: string, timeoutMs = 30_000): Promise<void> {
     await sleep(20);
   }
   throw new Error(`watch never paused at ${path}`);
-}
-
-/** Salt-1 of a WAL file's header (changes at every restart of the WAL), or null if there is none. */
-function walSalt1(path: string): number | null {
-  try {
-    const header = Deno.readFileSync(path).subarray(0, 32);
-    return header.byteLength < 32 ? null : new DataView(header.buffer, header.byteOffset, 32).getUint32(16);
-  } catch {
-    return null;
-  }
 }
 
 Deno.test({

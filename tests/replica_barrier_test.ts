@@ -20,6 +20,7 @@ import {
   sqlite3,
   startWatch,
   tempDir,
+  walSalt1,
   walsync,
   type WatchProcess,
   WRITER,
@@ -31,16 +32,6 @@ const noSanitizers = { sanitizeOps: false, sanitizeResources: false };
 function proxyTarget() {
   const url = new URL(s3Settings().endpoint);
   return { hostname: url.hostname, port: Number(url.port || 80) };
-}
-
-/** Salt-1 of a WAL file's header (changes at every restart of the WAL), or null if there is none. */
-function walSalt1(path: string): number | null {
-  try {
-    const header = Deno.readFileSync(path).subarray(0, 32);
-    return header.byteLength < 32 ? null : new DataView(header.buffer, header.byteOffset, 32).getUint32(16);
-  } catch {
-    return null;
-  }
 }
 
 /** Restores the latest state of `name` and asserts it equals `db` after a full checkpoint. */

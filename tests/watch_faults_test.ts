@@ -29,6 +29,7 @@ import {
   startWatch,
   tempDir,
   waitForState,
+  walSalt1,
   type WatchProcess,
   WRITER,
   writer,
@@ -87,12 +88,6 @@ async function killOnTempFile(w: WatchProcess, dir: string, timeoutMs: number): 
       watcher.close();
     } catch { /* closed by the timer */ }
   }
-}
-
-/** salt-1 of a WAL file's header. */
-async function walSalt1(db: string): Promise<number> {
-  const bytes = await Deno.readFile(`${db}-wal`);
-  return new DataView(bytes.buffer, bytes.byteOffset).getUint32(16);
 }
 
 for (const label of LABELS) {
@@ -309,9 +304,13 @@ for (const label of LABELS) {
     // restarted by the next commit exactly as SQLite restarts it (salt-1 + 1): it looks like a
     // clean restart, but 30 rows' frames went by unseen.
     await writer("fill", db, "30");
-    const salt1 = await walSalt1(db);
+    const salt1 = walSalt1(`${db}-wal`)!;
     await writer("fill", db, "50", "TRUNCATE");
-    assert.equal(await walSalt1(db), (salt1 + 1) >>> 0, "the WAL was restarted the way SQLite restarts it");
+    assert.equal(
+      walSalt1(`${db}-wal`),
+      (salt1 + 1) >>> 0,
+      "the WAL was restarted the way SQLite restarts it",
+    );
     w = await startWatch(args, backend.env);
     await writer("fill", db, "20");
     await sleep(800);

@@ -1,6 +1,6 @@
 /**
  * A consistent, streamable image of a live database: the database file with every committed WAL
- * frame laid over it, exactly what a full checkpoint would produce (docs/design.md §4).
+ * frame laid over it, exactly what a full checkpoint would produce (docs/design.md §3.3, snapshots).
  *
  * For a WAL database the position is fixed under a short write-lock barrier: a read-only
  * connection starts its read transaction while BEGIN IMMEDIATE is held on another, and the WAL is

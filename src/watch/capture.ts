@@ -1,5 +1,5 @@
 /**
- * Capturing the committed WAL frames past the replica's tip (docs/design.md §4): one pass over the
+ * Capturing the committed WAL frames past the replica's tip (docs/design.md §3.2): one pass over the
  * WAL that validates salts and the checksum chain, decides whether a changed header is a clean
  * restart, and records the SHA-256 of exactly the committed frames, so that the segment uploaded
  * later (and every retry of it) is provably the same bytes. Optionally copies the frames into memory

@@ -1,5 +1,5 @@
 /**
- * The writing end of a generation's chain (docs/design.md §5): assigns each new segment or snapshot
+ * The writing end of a generation's chain (docs/design.md §3.3, "Frozen uploads"): assigns each new segment or snapshot
  * its place (generation, index, time, key, metadata), freezes it, and uploads the frozen objects
  * strictly in order. A failed upload is retried later with exactly the same key, metadata and bytes;
  * nothing newer is uploaded before it is confirmed, so a lost answer never produces a second object

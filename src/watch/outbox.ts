@@ -1,5 +1,5 @@
 /**
- * Frozen uploads (docs/design.md §5, "uploads are idempotent"): once a segment or snapshot is
+ * Frozen uploads (docs/design.md §3.3, "Frozen uploads"): once a segment or snapshot is
  * given its key, time, index and metadata, that object is fixed. If its upload fails (or its answer
  * is lost), the next attempt sends the same key with the same metadata and the same bytes; nothing
  * newer is uploaded before it is confirmed. The content is checked against the SHA-256 recorded

@@ -1,11 +1,13 @@
 /**
- * The read pin R (docs/design.md §4): a read-only connection that holds a read transaction at all
+ * The read pin R (docs/design.md §3.1): a read-only connection that holds a read transaction at all
  * times, so that no WAL frame walsync has not captured can be checkpointed and overwritten.
  *
  * R may only be (re)started under the write-lock barrier, after every committed frame was shipped
  * or spooled: then a later WAL restart (salt-1 + 1) provably lost nothing. The pin therefore
  * records whether it has been held that way all along; if R had to be started otherwise, or could
  * not be re-started, it says why, and the replica must not accept the next restart as continuous.
+ * The one move outside the barrier, {@link ReadPin.advance}, hands R over without a gap and only
+ * once everything the old R could see is stored (design §3.3, step 2).
  * @module
  */
 import type { DatabaseSync } from "node:sqlite";

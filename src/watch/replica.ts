@@ -1,5 +1,5 @@
 /**
- * Continuous replication of one database (docs/design.md §4): a read transaction held at all times
+ * Continuous replication of one database (docs/design.md §3): a read transaction held at all times
  * pins the WAL; each sync ships the committed frames after the last shipped position as one segment;
  * walsync runs the checkpoints itself under a short write-lock barrier, so that every WAL restart it
  * later sees is provably continuous; anything else is a gap and starts a new generation.
@@ -344,7 +344,7 @@ export class Replica {
   }
 
   /**
-   * The barrier step shared by checkpoints, snapshots and resuming (docs/design.md §4). Under the
+   * The barrier step shared by checkpoints, snapshots and resuming (docs/design.md §3.3). Under the
    * write lock, local work only: copy the frames committed since the tip into a memory spool, end
    * the read transaction, run a PASSIVE checkpoint if asked, start the read transaction again (now
    * at the WAL end), and scan the snapshot image if asked. The spool joins the outbox as the next
@@ -407,7 +407,7 @@ export class Replica {
   }
 
   /**
-   * Checkpoint (docs/design.md §4): ship everything committed without any lock; move R to the WAL
+   * Checkpoint (docs/design.md §3.3): ship everything committed without any lock; move R to the WAL
    * end without letting go (ReadPin.advance) and backfill up to it, fsyncs included, still without
    * the lock; then the barrier step (spool, PASSIVE checkpoint, re-pin). The barrier step runs only
    * if nothing was committed since the backfill, so that its checkpoint writes and fsyncs nothing;

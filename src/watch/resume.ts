@@ -1,5 +1,5 @@
 /**
- * Resuming a stored generation after a restart of walsync (docs/design.md §4): where the newest
+ * Resuming a stored generation after a restart of walsync (docs/design.md §3.4): where the newest
  * generation ends (from its last object's metadata), and whether the WAL on disk still holds that
  * exact position, so that the frames after it can be shipped as the continuation.
  * @module
