@@ -1,6 +1,6 @@
 /**
- * Chunked AES-256-GCM for objects of any size with flat memory (the layout is in docs/design.md,
- * "Object codec"):
+ * Chunked AES-256-GCM for objects of any size with flat memory (the layout is in docs/design.md
+ * §4.2):
  *
  *     header = "wsae" | version (1) | log2(chunk size) (1) | salt (32)
  *     then one record per chunk: ciphertext | 16-byte tag

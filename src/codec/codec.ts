@@ -1,6 +1,6 @@
 /**
  * How snapshots and segments are stored: the codec configuration a store carries, and the codec
- * fields of an object's metadata (docs/design.md, "Object codec").
+ * fields of an object's metadata (docs/design.md §4.2).
  *
  * Metadata of every snapshot and segment (format walsync-2):
  * - `sha256`: SHA-256 of the STORED bytes (any client can check an object without keys);

@@ -1,6 +1,6 @@
 /**
- * Decoding a stored object's body back into its content, checking every layer (docs/design.md,
- * "Object codec"): the SHA-256 and size of the stored bytes, each encrypted chunk's tag, the zstd
+ * Decoding a stored object's body back into its content, checking every layer (docs/design.md
+ * §4.2): the SHA-256 and size of the stored bytes, each encrypted chunk's tag, the zstd
  * frame, and that the content is no larger than its metadata says. The caller hashes the content
  * it reads and compares it with `content-sha256`.
  * @module

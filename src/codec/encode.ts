@@ -1,6 +1,6 @@
 /**
  * Encoding an object for upload: zstd, then chunked AES-256-GCM, as the store's codec says
- * (docs/design.md, "Object codec"). The result is a re-readable {@link ByteSource}, so the upload can
+ * (docs/design.md §4.2). The result is a re-readable {@link ByteSource}, so the upload can
  * read it twice (digests first, then the body) as it does for plain objects.
  *
  * Retries must write the same bytes under the same key: encryption takes its 32-byte salt from

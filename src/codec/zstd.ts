@@ -1,7 +1,7 @@
 /**
  * zstd compression of byte streams in independent frames of {@link FRAME_SIZE} content bytes, each
- * preceded by a zstd skippable frame that holds its compressed length (docs/design.md, "Object
- * codec"). The result is still a valid zstd stream (`zstd -d` skips the skippable frames), and a
+ * preceded by a zstd skippable frame that holds its compressed length (docs/design.md
+ * §4.2). The result is still a valid zstd stream (`zstd -d` skips the skippable frames), and a
  * reader never holds more than one frame, whatever the compression ratio.
  *
  * Why frames and not node:zlib's streaming zstd: in Deno 2.9.6 the streaming decompressor throws an

@@ -1,7 +1,7 @@
 /**
  * `walsync prune`: applies retention once to the named databases (all when none are named), for
- * stores without a running watcher or as a scripted clean-up. See src/lifecycle/ and docs/design.md,
- * "Retention".
+ * stores without a running watcher or as a scripted clean-up. See src/lifecycle/ and docs/design.md
+ * §11.
  * @module
  */
 import { notFoundError } from "../errors.ts";

@@ -2,8 +2,8 @@
  * Retention in the background of `watch`: one timer; each pass applies {@link enforceRetention} to
  * the watched databases one at a time (one LIST pass of each per check interval), so retention never
  * competes with the replicas for more than one listing and a few deletes at a time. The rules never
- * touch the newest snapshot or anything after it, which is all a replica appends to (docs/design.md,
- * "Retention").
+ * touch the newest snapshot or anything after it, which is all a replica appends to (docs/design.md
+ * §11).
  * @module
  */
 import { WalsyncError } from "../errors.ts";

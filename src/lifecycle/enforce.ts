@@ -82,7 +82,7 @@ async function* doomedPageSets(store: Store, plan: RetentionPlan): AsyncGenerato
 
 /**
  * Applies retention with `horizon` (ms since the epoch; 0 or less keeps everything) to database
- * `name`. Never touches the kept snapshot or anything after it (docs/design.md, "Retention").
+ * `name`. Never touches the kept snapshot or anything after it (docs/design.md §11).
  */
 export async function enforceRetention(
   store: Store,

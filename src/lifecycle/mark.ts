@@ -3,7 +3,7 @@
  * which snapshot restores now start from (and the horizon it was chosen for). Readers (`verify`,
  * `restore`) hide every object below it, so that history before the horizon, gone on purpose or
  * left half deleted by a prune killed mid-run, is neither damage nor a restore target
- * (docs/design.md, "Retention").
+ * (docs/design.md §11).
  * @module
  */
 import { formatGeneration, parseObjectKey } from "../layout.ts";

@@ -2,7 +2,7 @@
  * Retention rules: which objects of a database can go once history before a horizon (now − retention)
  * is no longer wanted. Pure: it reads a {@link DatabaseHistory} and returns a plan; nothing here does I/O.
  *
- * The rule (docs/design.md, "Retention"): let S be the newest snapshot at or before the horizon. Every
+ * The rule (docs/design.md §11): let S be the newest snapshot at or before the horizon. Every
  * point in time from S on keeps exactly the objects a restore of it reads before pruning (S's
  * generation from S on, and every later generation untouched), so every restore inside the window
  * gives the same bytes as before. What goes: every generation before S's generation (all of them end

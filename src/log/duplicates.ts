@@ -2,7 +2,7 @@
  * Duplicate segments: an older version (or a race) may have stored two segments with the same index
  * in one generation, under different keys, e.g. a retried upload whose first attempt had landed,
  * possibly shipping more frames the second time. Readers pick the one that continues the chain and
- * report the other as an orphan: a warning, not damage (docs/design.md, "Duplicates").
+ * report the other as an orphan: a warning, not damage (docs/design.md §5).
  *
  * The rule, for the segments with the index the chain expects next:
  * 1. only those that continue the chain before them (segment continuity) are candidates;

@@ -3,7 +3,7 @@
  * snapshot (few: one per snapshot interval), but only a summary of each generation's segments
  * (count, bytes, first, last, last at or before a target time). The segments themselves are streamed
  * again, with a start-after seek, by whoever needs them ({@link segmentsOf}). Nothing here grows with
- * the number of segments (docs/design.md, "Reading the backup log").
+ * the number of segments (docs/design.md §6).
  *
  * Key order is replay order: `<name>/snapshots/<gen>-<time>.db` and `<name>/wal/<gen>-<time>.wal`
  * sort by generation, then by time, and times strictly increase within a database.

@@ -4,7 +4,7 @@
  * object is downloaded whole into memory ahead of its turn while the bodies held ahead, its own
  * included, stay within `aheadBytes` (the filling waits for room otherwise); only an object larger
  * than the whole budget has just its metadata read ahead (HEAD) and is downloaded as a stream when
- * its turn comes (docs/design.md, "Restore").
+ * its turn comes (docs/design.md §6).
  * @module
  */
 import { ExitCode, WalsyncError } from "../errors.ts";

@@ -3,7 +3,7 @@
  * segment of each generation (one seek per generation), and only the segments after each generation's
  * newest snapshot (to know where it ends), plus, for a point in time inside a generation, the segments
  * from the newest snapshot at or before it up to it. A latest restore of a year of one-second segments
- * with hourly snapshots lists one hour of keys, not 3·10^7 (docs/design.md, "Reading the backup log").
+ * with hourly snapshots lists one hour of keys, not 3·10^7 (docs/design.md §6).
  * @module
  */
 import { type BackupObject, formatGeneration, parseObjectKey } from "../layout.ts";

@@ -1,6 +1,6 @@
 /**
  * Continuity of a generation's chain, from metadata alone: the state a replay is in after each object,
- * and whether the next segment or snapshot starts exactly there (docs/design.md, "The chain").
+ * and whether the next segment or snapshot starts exactly there (docs/design.md §5).
  * @module
  */
 import type { SegmentMeta, SnapshotMeta } from "../metadata.ts";

@@ -1,7 +1,7 @@
 /**
  * The output side of `restore`: checking what is already at the output path, creating the
  * temporary file beside it, and moving the verified result into place without leaving anything of
- * the database it replaces (docs/design.md, "Restore").
+ * the database it replaces (docs/design.md §6).
  *
  * A database is not one file: SQLite keeps `-wal`, `-shm` and `-journal` beside it, and the next
  * open replays an old `-wal` (or rolls back an old `-journal`) onto whatever file now has the name.

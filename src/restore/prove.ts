@@ -5,7 +5,7 @@
  * segments, the level-1 page set that replaced them) and, at each later snapshot's position,
  * compares the SHA-256 of the replayed image with the snapshot's content digest. A difference
  * (a snapshot forged or taken wrongly, or history before it that lost a commit) is damage: restores
- * from the snapshot and from before it would disagree (docs/design.md, "What verify proves").
+ * from the snapshot and from before it would disagree (docs/design.md §7).
  * @module
  */
 import { newSha256 } from "../hash.ts";

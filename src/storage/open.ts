@@ -1,5 +1,5 @@
 /**
- * Opens the store for a backup URL, taking S3 settings from the environment (docs/design.md), and
+ * Opens the store for a backup URL, taking S3 settings from the environment (docs/design.md §10), and
  * sets the codec its snapshots and segments are written and read with.
  * @module
  */

@@ -1,6 +1,6 @@
 /**
  * Verified uploads: an object counts as stored only when a HEAD shows the expected size and the
- * SHA-256 of the bytes walsync meant to store (docs/design.md). Snapshots and segments (the objects
+ * SHA-256 of the bytes walsync meant to store (docs/design.md §4.1, §9). Snapshots and segments (the objects
  * that carry a walsync format in their metadata) are encoded with the store's codec first
  * (compression, encryption); other objects (state.json) are stored as they are.
  * @module

@@ -1,5 +1,5 @@
 /**
- * File-system events as hints (docs/design.md): one `Deno.watchFs` over the `-wal` files of the
+ * File-system events as hints (docs/design.md §3.5): one `Deno.watchFs` over the `-wal` files of the
  * watched databases, whose events are passed on as "look at this database now". Events can be
  * late, merged or lost; the scheduler keeps a backstop poll, and the WAL header stays the truth.
  *

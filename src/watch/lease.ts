@@ -1,5 +1,5 @@
 /**
- * One writer per database name (docs/design.md): `watch` holds a lease object `<name>/lease.json`,
+ * One writer per database name (docs/design.md §8): `watch` holds a lease object `<name>/lease.json`,
  * created with a conditional write (If-None-Match: *), renewed with If-Match on the version it
  * wrote, and marked released on exit (again with If-Match, so that a successor's lease is never
  * touched). A second watcher refuses to start while the lease is valid; an expired or released

@@ -1,5 +1,5 @@
 /**
- * The `watch` scheduler (docs/design.md): one {@link DatabaseLoop} per database, all started at
+ * The `watch` scheduler (docs/design.md §3.5): one {@link DatabaseLoop} per database, all started at
  * once and running independently; a shared {@link SyncPool} bounds how many sync at the same time;
  * one file-system watcher over the databases' WAL files turns WAL changes into prompt syncs.
  * A slow, locked or failing database never delays another.

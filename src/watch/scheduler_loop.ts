@@ -1,5 +1,5 @@
 /**
- * The life of one watched database inside `watch` (docs/design.md): its own schedule, independent
+ * The life of one watched database inside `watch` (docs/design.md §3.5): its own schedule, independent
  * of every other database. It starts (open, take the lease, continue or begin a generation),
  * retrying with backoff while it cannot; syncs when a file-system event says the WAL changed (at
  * most once per sync interval) or when the backstop poll comes round; renews its lease on its own
