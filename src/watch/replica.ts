@@ -10,42 +10,27 @@
  * committed since the upload are copied into a memory spool, the read transaction is moved to the
  * WAL end, a PASSIVE checkpoint with nothing left to write completes), and the spool is uploaded
  * after the lock is released. Every upload is frozen (key, bytes, metadata) until it is confirmed,
- * so a retry never stores a second object for the same place in the chain. Lock hold times are
- * recorded in `stats.barrierMs`.
+ * so a retry never stores a second object for the same place in the chain. The steps under the lock
+ * (checkpoint, snapshot barrier, re-pin) are in src/watch/barrier_steps.ts.
  * @module
  */
 import { stampNow } from "../clock.ts";
-import type { DatabaseSync } from "node:sqlite";
 import { latestTimeOf, readHistory } from "../log/history.ts";
-import { ExitCode, WalsyncError } from "../errors.ts";
 import { stateKey } from "../layout.ts";
 import * as log from "../log.ts";
-import { type DatabaseImage, scanImage } from "../sqlite/image.ts";
+import { scanImage } from "../sqlite/image.ts";
 import { fileRangeSource } from "../storage/file_range.ts";
 import type { Store } from "../storage/store.ts";
 import { bytesSource, uploadVerified } from "../storage/upload.ts";
 import type { WalPosition } from "../wal.ts";
-import { checkpointPassive, openCheckpointer, underWriteLock } from "./barrier.ts";
+import { BarrierSteps } from "./barrier_steps.ts";
 import { captureCommitted } from "./capture.ts";
 import { ChainWriter } from "./chain_writer.ts";
 import { DurationSample } from "./duration_sample.ts";
-import { type PendingUpload, spoolBudget } from "./outbox.ts";
+import type { PendingUpload } from "./outbox.ts";
 import { LocalDatabase } from "./local_db.ts";
 import { readStoredTip, walStillHolds } from "./resume.ts";
-import { testHook, testPause } from "./test_hooks.ts";
 import { WalProbe } from "./wal_probe.ts";
-
-/** How often a checkpoint or snapshot retries when the remainder committed meanwhile does not fit the spool. */
-const SPOOL_ATTEMPTS = 3;
-
-/**
- * How often a checkpoint backfills without the lock and then looks, under the barrier, whether
- * anything was committed since; the last attempt backfills the rest under the barrier.
- */
-const EARLY_CHECKPOINT_ATTEMPTS = 4;
-
-/** Checkpoint rounds postponed in a row before the barrier backfills the last frames itself. */
-const CHECKPOINT_MISSES_BEFORE_LOCKED_BACKFILL = 2;
 
 /** Tunables of a replica. */
 export interface ReplicaOptions {
@@ -72,9 +57,6 @@ export interface ReplicaStats {
   barrierMs: DurationSample;
 }
 
-/** What the barrier step did: ran (with the image, if asked), found commits since the backfill, or did not run. */
-type BarrierOutcome = { image: DatabaseImage | null } | "not-backfilled" | null;
-
 /** One watched database. */
 export class Replica {
   readonly stats: ReplicaStats = {
@@ -92,10 +74,8 @@ export class Replica {
   #lastSnapshotAt = 0;
   #segmentsSinceSnapshot = 0;
   readonly #probe: WalProbe;
-  /** Checkpoint rounds in a row postponed because commits kept arriving (see #checkpoint). */
-  #checkpointMisses = 0;
-  /** The position of the last checkpoint (so an idle, checkpointed WAL is not checkpointed again). */
-  #checkpointedAt: WalPosition | null = null;
+  /** The checkpoint and the other steps under the application's write lock. */
+  readonly #steps: BarrierSteps;
   /** Set when continuity is lost; the next sync starts a new generation. */
   #gap: string | null = null;
   /** Set when the database can no longer be replicated at all. */
@@ -116,6 +96,19 @@ export class Replica {
   ) {
     this.#chain = new ChainWriter(store, name, this.stats, (upload) => this.#onStored(upload));
     this.#probe = new WalProbe(`${path}-wal`);
+    this.#steps = new BarrierSteps({
+      path,
+      name,
+      walPath: `${path}-wal`,
+      options,
+      stats: this.stats,
+      chain: this.#chain,
+      local: () => this.#local!,
+      gap: () => this.#gap,
+      noteGap: (reason: string) => void (this.#gap ??= reason),
+      shipPending: () => this.#shipPending(),
+      drain: () => this.#drain(),
+    });
   }
 
   /** The generation being written. */
@@ -170,7 +163,7 @@ export class Replica {
     this.#chain.resume(stored.generation, stored.nextIndex, stored.tip);
     this.#lastSnapshotAt = stored.lastSnapshotAt;
     await this.#shipPending();
-    if (!this.#gap) await this.#barrierRound({ mustSucceed: true });
+    if (!this.#gap) await this.#steps.round({ mustSucceed: true });
     if (this.#gap) {
       const reason = this.#gap;
       this.#gap = null;
@@ -214,7 +207,7 @@ export class Replica {
   #checkpointDue(): boolean {
     const position = this.#chain.tip?.position;
     return position !== null && position !== undefined &&
-      position.frame >= this.options.checkpointFrames && !samePosition(position, this.#checkpointedAt);
+      position.frame >= this.options.checkpointFrames && !samePosition(position, this.#steps.checkpointedAt);
   }
 
   #snapshotDue(now: number): boolean {
@@ -245,7 +238,7 @@ export class Replica {
       return;
     }
     // A checkpoint ships everything committed first (without the lock).
-    const checkpointed = this.#checkpointDue() && await this.#checkpoint();
+    const checkpointed = this.#checkpointDue() && await this.#steps.checkpoint();
     if (!checkpointed && (this.#chain.pending > 0 || this.#probe.hasNews(this.#chain.tip?.position))) {
       const before = this.stats.segments;
       await this.#shipPending();
@@ -323,147 +316,6 @@ export class Replica {
   }
 
   /**
-   * Runs `work` under the write-lock barrier (see underWriteLock). Returns null without running it if
-   * the lock stayed busy, unless `mustSucceed`: then a busy lock is a (retryable) error.
-   */
-  async #withBarrier<T>(work: () => T, opts: { mustSucceed?: boolean } = {}): Promise<T | null> {
-    const waitMs = opts.mustSucceed ? (this.options.lockWaitMs ?? 10_000) : this.options.barrierTimeoutMs;
-    const result = await underWriteLock(this.path, work, {
-      waitMs,
-      signal: this.options.signal,
-      onReleased: (ms) => this.stats.barrierMs.add(ms),
-    });
-    if (result === null && opts.mustSucceed) {
-      throw new WalsyncError(
-        `${this.path} stayed write-locked by another connection for ${waitMs / 1000} s`,
-        ExitCode.Failure,
-        { retryable: true },
-      );
-    }
-    return result;
-  }
-
-  /**
-   * The barrier step shared by checkpoints, snapshots and resuming (docs/design.md §3.3). Under the
-   * write lock, local work only: copy the frames committed since the tip into a memory spool, end
-   * the read transaction, run a PASSIVE checkpoint if asked, start the read transaction again (now
-   * at the WAL end), and scan the snapshot image if asked. The spool joins the outbox as the next
-   * segment; the caller uploads it after the lock is released. If the remainder does not fit the
-   * spool, the lock is released, the backlog shipped without it, and the step tried again.
-   * Returns null if it did not run (lock busy, gap, or the remainder kept growing).
-   */
-  async #barrierRound(
-    opts: {
-      /** Run a PASSIVE checkpoint on this connection (opened before: nothing can fail to open once R ended). */
-      checkpointer?: DatabaseSync;
-      image?: boolean;
-      mustSucceed?: boolean;
-      /** Give up ("not-backfilled") unless the WAL is fully backfilled already: the checkpoint then writes nothing. */
-      onlyIfBackfilled?: boolean;
-    },
-  ): Promise<BarrierOutcome> {
-    for (let attempt = 1;; attempt++) {
-      const outcome = await this.#withBarrier(() => {
-        // Nothing touched yet: R stays where it is, the frames stay pinned.
-        if (opts.onlyIfBackfilled && !this.#local!.walIndex.fullyBackfilled()) {
-          return "not-backfilled" as const;
-        }
-        const spool = captureCommitted(this.#walPath, this.#chain.tip!, {
-          pinBroken: this.#local!.pin.broken,
-          memoryLimit: spoolBudget.available(),
-        });
-        if (spool.kind === "gap") {
-          this.#gap ??= spool.reason;
-          return "gap" as const;
-        }
-        if (spool.kind === "too-big") return "too-big" as const;
-        this.#releaseAndRepin(opts.checkpointer ?? null);
-        if (spool.kind === "frames") this.#chain.freezeSegment(spool, bytesSource(spool.bytes!));
-        return { image: opts.image ? scanImage(this.#local!.dbFile) : null };
-      }, { mustSucceed: opts.mustSucceed });
-      if (outcome === null || outcome === "gap") return null;
-      if (outcome !== "too-big") return outcome;
-      if (opts.onlyIfBackfilled) return "not-backfilled"; // frames were committed since
-      if (attempt >= SPOOL_ATTEMPTS && !opts.mustSucceed) {
-        log.debug(`${this.name}: too much committed during the barrier for the spool; trying again later`);
-        return null;
-      }
-      await this.#shipPending();
-      if (this.#gap) return null;
-    }
-  }
-
-  /** Ends R, runs a PASSIVE checkpoint on `checkpointer` if given, re-pins R (see ReadPin); a failure to re-pin is a gap. */
-  #releaseAndRepin(checkpointer: DatabaseSync | null): void {
-    try {
-      this.#local!.pin.releaseAndRepin(() => checkpointer && checkpointPassive(checkpointer, this.name), {
-        checkpoint: checkpointer !== null,
-      });
-    } catch (e) {
-      const broken = this.#local!.pin.broken;
-      if (broken) this.#gap ??= `lost the read transaction: ${broken}`;
-      throw e;
-    }
-  }
-
-  /**
-   * Checkpoint (docs/design.md §3.3): ship everything committed without any lock; move R to the WAL
-   * end without letting go (ReadPin.advance) and backfill up to it, fsyncs included, still without
-   * the lock; then the barrier step (spool, PASSIVE checkpoint, re-pin). The barrier step runs only
-   * if nothing was committed since the backfill, so that its checkpoint writes and fsyncs nothing;
-   * after a few misses in a row (a writer that never pauses) it backfills the last frames itself,
-   * so that the WAL stays bounded. Returns true if the checkpoint ran.
-   */
-  async #checkpoint(): Promise<boolean> {
-    await this.#shipPending();
-    if (this.#gap || this.#chain.pending > 0) return false;
-    const mayBackfillUnderLock = this.#checkpointMisses >= CHECKPOINT_MISSES_BEFORE_LOCKED_BACKFILL;
-    let done: BarrierOutcome = null;
-    const checkpointer = openCheckpointer(this.path);
-    try {
-      for (let attempt = 1; attempt <= EARLY_CHECKPOINT_ATTEMPTS; attempt++) {
-        // What the last attempt's R let through (a commit too big for the spool, say) is shipped
-        // before R moves again: a new R on a fully backfilled WAL does not stop a restart.
-        if (attempt > 1) await this.#shipPending();
-        if (this.#gap || this.#chain.pending > 0) return false;
-        testPause("before-advance", this.path);
-        const advanced = this.#local!.pin.advance(this.#chain.tip?.position ?? null);
-        testPause("after-advance", this.path);
-        const last = attempt === EARLY_CHECKPOINT_ATTEMPTS || !advanced;
-        // Without an advance the backfill below is limited by the old R; the barrier finishes it.
-        if (advanced) checkpointPassive(checkpointer, this.name);
-        done = await this.#barrierRound({
-          checkpointer,
-          onlyIfBackfilled: !(last && (mayBackfillUnderLock || !advanced)),
-        });
-        if (done !== "not-backfilled" || !advanced) break;
-      }
-    } finally {
-      checkpointer.close();
-    }
-    if (done === "not-backfilled") {
-      this.#checkpointMisses++;
-      log.debug(`${this.name}: checkpoint postponed: commits kept arriving during the backfill`);
-      return false;
-    }
-    if (!done) {
-      if (!this.#gap) log.debug(`${this.name}: checkpoint skipped this round, the database is busy`);
-      return false;
-    }
-    this.#checkpointMisses = 0;
-    this.stats.checkpoints++;
-    this.#checkpointedAt = this.#chain.tip?.position ?? null;
-    if (this.#chain.pending > 0 && testHook("crash-after-checkpoint")) {
-      log.warn(
-        `${this.name}: test hook crash-after-checkpoint: killing the process before the spool is uploaded`,
-      );
-      Deno.kill(Deno.pid, "SIGKILL");
-    }
-    await this.#drain();
-    return true;
-  }
-
-  /**
    * A snapshot in the current generation: ship first without any lock, then the barrier step
    * (spool, re-pin at the WAL end, scan the image), upload the spool, then stream the image under
    * the read transaction (no checkpoint moves it while the snapshot is in the outbox).
@@ -471,7 +323,7 @@ export class Replica {
   async #snapshot(reason: string): Promise<void> {
     await this.#shipPending();
     if (this.#gap || this.#chain.pending > 0) return;
-    const done = await this.#barrierRound({ image: true });
+    const done = await this.#steps.round({ image: true });
     if (!done || done === "not-backfilled" || !done.image) return;
     this.#chain.freezeSnapshot(done.image, reason);
     await this.#drain();
@@ -481,8 +333,8 @@ export class Replica {
     // The first generation of a new backup is routine; any later one means continuity was lost.
     (generation === 1 ? log.info : log.warn)(`${this.name}: starting generation ${generation}: ${reason}`);
     this.#chain.clear(); // anything still pending belongs to the old generation
-    const image = await this.#withBarrier(() => {
-      this.#releaseAndRepin(null);
+    const image = await this.#steps.withBarrier(() => {
+      this.#steps.releaseAndRepin(null);
       return scanImage(this.#local!.dbFile);
     }, { mustSucceed: true });
     this.#chain.startGeneration(generation);
