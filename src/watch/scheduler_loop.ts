@@ -12,6 +12,7 @@ import * as log from "../log.ts";
 import type { Store } from "../storage/store.ts";
 import { FencedStore, Lease } from "./lease.ts";
 import { LeaseRenewal } from "./lease_renewal.ts";
+import { ProblemLog } from "./problem_log.ts";
 import { Replica, type ReplicaOptions } from "./replica.ts";
 import type { SyncPool } from "./scheduler_pool.ts";
 import type { WatchTarget } from "./targets.ts";
@@ -70,9 +71,8 @@ const MAX_SYNC_BACKOFF_MS = 10_000;
 export class DatabaseLoop {
   #replica: Replica | null = null;
   #lease: Lease | null = null;
-  /** Why the database is not being replicated right now (null: all is well). */
-  #problem: string | null = null;
-  #reportedAt = -Infinity;
+  /** Why the database is not being replicated right now, logged without flooding. */
+  readonly #problems: ProblemLog;
   #wake: (() => void) | null = null;
   /** The renewal of the lease held now. */
   #renewal: LeaseRenewal | null = null;
@@ -99,6 +99,7 @@ export class DatabaseLoop {
 
   constructor(readonly target: WatchTarget, readonly ctx: LoopContext) {
     this.firstAttempt = new Promise((resolve) => (this.#firstAttempt = resolve));
+    this.#problems = new ProblemLog(target.name, ctx.options.reportIntervalMs);
   }
 
   get name(): string {
@@ -134,7 +135,7 @@ export class DatabaseLoop {
         }
         if (!lease.canWrite()) {
           // The renewal timer keeps trying and wakes us up; the read transaction keeps the WAL pinned.
-          this.#report(
+          this.#problems.report(
             "the lease could not be renewed in time: not uploading until it is (the WAL stays pinned)",
           );
           await this.#sleep(1000);
@@ -214,8 +215,8 @@ export class DatabaseLoop {
       if (replica.failure) {
         this.#dropReplica(replica.failure);
       } else if (replica.unavailable) {
-        this.#report(`${replica.unavailable}; watching for a database to appear there again`);
-      } else this.#recovered();
+        this.#problems.report(`${replica.unavailable}; watching for a database to appear there again`);
+      } else this.#problems.recovered();
     } catch (e) {
       this.ctx.onSynced?.(replica, e);
       if (this.ctx.signal.aborted) return;
@@ -223,7 +224,7 @@ export class DatabaseLoop {
       if (this.#lease && !this.#lease.canWrite()) return; // reported by the fence branch
       this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), MAX_SYNC_BACKOFF_MS);
       // One key for every sync failure: logged when it starts and then once per report interval.
-      this.#report(`sync failed, will retry: ${(e as Error).message}`, "warn", "sync failed");
+      this.#problems.report(`sync failed, will retry: ${(e as Error).message}`, "warn", "sync failed");
       await this.#sleep(this.#backoffMs / 2 + (Math.random() * this.#backoffMs) / 2, false, true);
     } finally {
       this.#syncing = false;
@@ -289,24 +290,24 @@ export class DatabaseLoop {
       const permanent = stage === "open" || error.exitCode === ExitCode.Locked;
       this.#firstAttempt(permanent ? { failed: error } : "retrying");
       if (stage === "open") {
-        this.#report(`${error.message}; will start when that changes`, "error", error.message);
+        this.#problems.report(`${error.message}; will start when that changes`, "error", error.message);
         this.#hinted = false;
         return { ms: BACKSTOP_INTERVALS * options.syncIntervalMs, onHint: true };
       }
       if (error.exitCode === ExitCode.Locked) {
-        this.#report(error.message, "error");
+        this.#problems.report(error.message, "error");
         return { ms: Math.min(options.leaseMs / 3, MAX_BACKOFF_MS), onHint: false };
       }
       this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), MAX_BACKOFF_MS);
       const wait = this.#backoffMs / 2 + (Math.random() * this.#backoffMs) / 2;
-      this.#report(`could not start (retrying with backoff): ${error.message}`, "warn");
+      this.#problems.report(`could not start (retrying with backoff): ${error.message}`, "warn");
       return { ms: wait, onHint: false, onRecovery: true };
     }
     this.#replica = replica;
     this.#backoffMs = 0;
     // An event that came during the start (a commit after its last read) still counts.
     this.#lastSyncAt = performance.now();
-    this.#recovered();
+    this.#problems.recovered();
     this.#firstAttempt("started");
     return null;
   }
@@ -321,7 +322,7 @@ export class DatabaseLoop {
     this.#renewal?.stop();
     this.#renewal = null;
     if (lease && !lease.lost) lease.release().catch(() => {});
-    this.#report(`stopped replicating: ${reason}; will try to take it up again`, "error");
+    this.#problems.report(`stopped replicating: ${reason}; will try to take it up again`, "error");
   }
 
   /** At shutdown: ships what is committed (if the lease still allows it) and releases the lease. */
@@ -329,7 +330,7 @@ export class DatabaseLoop {
     const replica = this.#replica;
     const lease = this.#lease;
     this.#replica = null;
-    if (!replica) this.#problem ??= "not started (interrupted while starting)";
+    if (!replica) this.#problems.current ??= "not started (interrupted while starting)";
     if (replica) {
       if (lease?.canWrite() && !replica.failure) {
         try {
@@ -345,7 +346,7 @@ export class DatabaseLoop {
       this.#addTotals(replica);
     }
     if (lease) await this.#releaseLease();
-    this.failure ??= this.#problem;
+    this.failure ??= this.#problems.current;
   }
 
   async #releaseLease(): Promise<void> {
@@ -371,24 +372,6 @@ export class DatabaseLoop {
       segments: replica.stats.segments,
       generationsStarted: replica.stats.generationsStarted,
     });
-  }
-
-  /**
-   * Records why the database is not replicating; logs it when it is new and again every
-   * report interval while it lasts. `key` identifies the reason (default: the message itself).
-   */
-  #report(message: string, level: "error" | "warn" = "error", key = message): void {
-    const now = performance.now();
-    if (this.#problem !== key || now - this.#reportedAt >= this.ctx.options.reportIntervalMs) {
-      (level === "error" ? log.error : log.warn)(`${this.name}: ${message}`);
-      this.#reportedAt = now;
-    }
-    this.#problem = key;
-  }
-
-  #recovered(): void {
-    if (this.#problem !== null) log.info(`${this.name}: replicating again (was: ${this.#problem})`);
-    this.#problem = null;
   }
 
   /**
