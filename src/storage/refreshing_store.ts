@@ -5,7 +5,7 @@
  * @module
  */
 import type { CredentialProvider, Credentials } from "./credentials.ts";
-import type { S3Settings } from "./s3.ts";
+import type { S3Settings } from "./s3_client.ts";
 import { S3Store } from "./s3.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";

@@ -12,18 +12,30 @@
  * retryable when trying again may help (network errors, timeouts, 5xx, throttling).
  * @module
  */
-import { S3Client, S3Errors } from "@bradenmacdonald/s3-lite-client";
-import { storageError, usageError, WalsyncError } from "../errors.ts";
+import { type S3Client, S3Errors } from "@bradenmacdonald/s3-lite-client";
+import { storageError, WalsyncError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { type PutResponse, streamingPut } from "./http_put.ts";
 import { MIN_PART_SIZE, partSizeFor } from "./multipart.ts";
-import { Presigner, type PresignRequest } from "./presign.ts";
+import type { Presigner, PresignRequest } from "./presign.ts";
+import { openS3Client, type S3Settings } from "./s3_client.ts";
 import { abortIncomplete, type S3Exchange, uploadInParts } from "./s3_multipart.ts";
 import { contentMd5, deleteErrors, deleteRequestXml } from "./multi_delete.ts";
 import { explainS3Error } from "./s3_errors.ts";
-import { decodeXml, metadataHeaders, TimeoutError, unquote, userMetadata, watchdogBody } from "./s3_http.ts";
+import {
+  decodeXml,
+  metadataHeaders,
+  parseListPage,
+  TimeoutError,
+  unquote,
+  userMetadata,
+  watchdogBody,
+  withTimeout,
+} from "./s3_http.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
+
+export type { S3Settings };
 
 /** Single PUTs are limited to 5 GiB by S3. */
 export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
@@ -35,24 +47,6 @@ const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
 const BUCKET_SEEN_MS = 5 * 60_000;
 /** Default per-request timeout (headers, or silence between body reads); WALSYNC_S3_TIMEOUT_MS overrides. */
 const DEFAULT_TIMEOUT_MS = 30_000;
-
-/** Connection settings for an S3 store. */
-export interface S3Settings {
-  bucket: string;
-  prefix: string;
-  /** e.g. `http://127.0.0.1:7480`; AWS's regional endpoint when absent. */
-  endpoint?: string;
-  region: string;
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  sessionToken?: string;
-  /** Per-request timeout in milliseconds. */
-  timeoutMs?: number;
-  /** Objects above this size use multipart uploads (at most 5 GiB). */
-  multipartThreshold?: number;
-  /** Preferred multipart part size. */
-  partSize?: number;
-}
 
 /** A {@link Store} on an S3-compatible server. */
 export class S3Store implements Store {
@@ -68,7 +62,7 @@ export class S3Store implements Store {
   readonly #partSize: number;
 
   constructor(settings: S3Settings) {
-    const { bucket, prefix, region } = settings;
+    const { bucket, prefix } = settings;
     this.url = `s3://${bucket}${prefix ? "/" + prefix : ""}`;
     this.#bucket = bucket;
     this.#prefix = prefix ? prefix + "/" : "";
@@ -78,45 +72,10 @@ export class S3Store implements Store {
       MAX_SINGLE_PUT,
     );
     this.#partSize = Math.max(settings.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE);
-    if (!settings.accessKeyId || !settings.secretAccessKey) {
-      throw usageError(
-        "missing S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment",
-      );
-    }
-    const custom = settings.endpoint !== undefined;
-    this.#endpoint = settings.endpoint ?? `https://s3.${region}.amazonaws.com`;
-    try {
-      const endpointUrl = new URL(this.#endpoint);
-      if (endpointUrl.protocol !== "http:" && endpointUrl.protocol !== "https:") throw new Error("scheme");
-    } catch {
-      throw usageError(`invalid S3 endpoint "${this.#endpoint}": expected http(s)://host[:port]`);
-    }
-    try {
-      this.#client = new S3Client({
-        endPoint: this.#endpoint,
-        region,
-        bucket,
-        accessKey: settings.accessKeyId,
-        secretKey: settings.secretAccessKey,
-        sessionToken: settings.sessionToken,
-        // Custom endpoints (RGW, MinIO, ...) generally need path-style addressing.
-        pathStyle: custom,
-      });
-    } catch (e) {
-      throw usageError(`invalid S3 settings: ${redact((e as Error).message)}`);
-    }
-    // Single-object requests are pre-signed by walsync, with the client's addressing (see presign.ts).
-    this.#presigner = new Presigner({
-      protocol: this.#client.protocol,
-      host: this.#client.host,
-      pathStyle: this.#client.pathStyle,
-      pathPrefix: this.#client.pathPrefix ?? "",
-      region,
-      bucket,
-      accessKey: settings.accessKeyId,
-      secretKey: settings.secretAccessKey,
-      sessionToken: settings.sessionToken,
-    });
+    const opened = openS3Client(settings);
+    this.#endpoint = opened.endpoint;
+    this.#client = opened.client;
+    this.#presigner = opened.presigner;
   }
 
   /** A URL for one request on `key`, valid for an hour. */
@@ -352,16 +311,9 @@ export class S3Store implements Store {
     }
   }
 
-  /**
-   * Races `promise` against the request timeout (for the calls that go through the client). The
-   * promise must include reading the answer's body: a connection can hang after the headers.
-   */
+  /** Races `promise` (which must include reading the answer's body) against the request timeout. */
   #withTimeout<T>(promise: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError("timeout")), this.#timeoutMs);
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+    return withTimeout(promise, this.#timeoutMs);
   }
 
   /** ListObjectsV2, one page (1000 keys) at a time; `startAfter` seeks with S3's `start-after`. */
@@ -387,16 +339,10 @@ export class S3Store implements Store {
       } catch (e) {
         throw this.#explain(e, `list ${this.url}`);
       }
-      for (const match of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
-        const key = decodeXml(/<Key>([^<]*)<\/Key>/.exec(match[1])?.[1] ?? "");
-        const size = Number(/<Size>(\d+)<\/Size>/.exec(match[1])?.[1] ?? "NaN");
-        yield { key: key.slice(this.#prefix.length), size };
-      }
-      const next = /<IsTruncated>true<\/IsTruncated>/.test(xml)
-        ? /<NextContinuationToken>([^<]+)<\/NextContinuationToken>/.exec(xml)?.[1]
-        : undefined;
-      if (!next) return;
-      token = decodeXml(next);
+      const page = parseListPage(xml);
+      for (const { key, size } of page.objects) yield { key: key.slice(this.#prefix.length), size };
+      if (!page.next) return;
+      token = page.next;
     }
   }
 

@@ -1,6 +1,6 @@
 /**
  * HTTP details of the S3 store (src/storage/s3.ts): user metadata as `x-amz-meta-*` headers, XML and
- * ETag decoding, and the download body whose deadline moves on with every read.
+ * ETag decoding, a ListObjectsV2 page, and the download body whose deadline moves on with every read.
  * @module
  */
 import { storageError } from "../errors.ts";
@@ -15,6 +15,40 @@ export class TimeoutError extends Error {}
 export function decodeXml(text: string): string {
   return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'")
     .replace(/&amp;/g, "&");
+}
+
+/** One page of a ListObjectsV2 answer. */
+export interface ListPage {
+  /** Full keys (the store's prefix included), decoded, with their sizes (NaN if absent). */
+  objects: { key: string; size: number }[];
+  /** The continuation token when the listing goes on (decoded), else null. */
+  next: string | null;
+}
+
+/** Parses one ListObjectsV2 answer (walsync's keys hold no markup, only entities to decode). */
+export function parseListPage(xml: string): ListPage {
+  const objects = [];
+  for (const match of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+    const key = decodeXml(/<Key>([^<]*)<\/Key>/.exec(match[1])?.[1] ?? "");
+    const size = Number(/<Size>(\d+)<\/Size>/.exec(match[1])?.[1] ?? "NaN");
+    objects.push({ key, size });
+  }
+  const token = /<IsTruncated>true<\/IsTruncated>/.test(xml)
+    ? /<NextContinuationToken>([^<]+)<\/NextContinuationToken>/.exec(xml)?.[1]
+    : undefined;
+  return { objects, next: token ? decodeXml(token) : null };
+}
+
+/**
+ * Races `promise` against a timeout of `ms` (for the calls that go through the client). The promise
+ * must include reading the answer's body: a connection can hang after the headers.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError("timeout")), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** An ETag without quotes or the weak marker. */
