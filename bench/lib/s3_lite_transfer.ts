@@ -3,8 +3,9 @@
  * would use it (putObject with a stream and its size; getObject streamed to a file). Run as its own
  * process under `/usr/bin/time`, like walsync, so both pay process start-up.
  *
- * usage: deno run -A bench/lib/s3_lite_transfer.ts put FILE KEY | get KEY FILE
- * Prints the number of bytes transferred.
+ * usage: deno run -A bench/lib/s3_lite_transfer.ts put FILE KEY | get KEY FILE | get-durable KEY FILE
+ * Prints the number of bytes transferred. `get-durable` also fsyncs the file before it exits, as a
+ * restore must (the restored database is on disk before it is moved into place).
  *
  * RGW quirk (ENVIRONMENT.md): completing a multipart upload returns an empty <ETag>, and
  * s3-lite-client then throws although the object is stored. That error is accepted when a HEAD
@@ -29,12 +30,16 @@ if (op === "put") {
     }
   }
   console.log(size);
-} else if (op === "get") {
+} else if (op === "get" || op === "get-durable") {
   const response = await client.getObject(a);
   const file = await Deno.open(b, { write: true, create: true, truncate: true });
   await response.body!.pipeTo(file.writable);
+  if (op === "get-durable") {
+    using written = await Deno.open(b, { write: true });
+    await written.sync();
+  }
   console.log((await Deno.stat(b)).size);
 } else {
-  console.error("usage: s3_lite_transfer.ts put FILE KEY | get KEY FILE");
+  console.error("usage: s3_lite_transfer.ts put FILE KEY | get KEY FILE | get-durable KEY FILE");
   Deno.exit(2);
 }
