@@ -173,6 +173,7 @@ function countingStore(store: Store, progress: Progress, uploadPhase?: string): 
     },
     put: (key, body, metadata, contentMd5) =>
       store.put(key, countedSource(body, progress, uploadPhase), metadata, contentMd5),
+    usesContentMd5: (size) => store.usesContentMd5?.(size) ?? true,
     head: (key) => store.head(key),
     list: (prefix, startAfter) => store.list(prefix, startAfter),
     putSmall: (key, body, metadata, condition) => store.putSmall(key, body, metadata, condition),

@@ -31,6 +31,12 @@ export interface EncodedObject {
   metadata(storedSha256: string): Record<string, string>;
   /** SHA-256 and size of the content (null: equal to the stored bytes', known after the upload). */
   contentSha256: string | null;
+  /**
+   * SHA-256 of the stored bytes when encoding already computed it (compressed, not encrypted: the
+   * bytes written to memory or the temporary file), else null. The upload still hashes what it sends
+   * and compares.
+   */
+  storedSha256: string | null;
   /** Removes the temporary file, if any. */
   dispose(): Promise<void>;
 }
@@ -50,6 +56,7 @@ export async function encodeObject(
     return {
       source: plain,
       contentSha256: null,
+      storedSha256: null,
       metadata: (sha256) =>
         formMetadata({
           compression: "none",
@@ -99,6 +106,7 @@ export async function encodeObject(
     return {
       source,
       contentSha256,
+      storedSha256: codec.compression === "zstd" && !codec.key ? innerSha256 : null,
       metadata: () =>
         formMetadata({
           compression: codec.compression,

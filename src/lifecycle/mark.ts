@@ -96,6 +96,7 @@ export async function retainedView(store: Store, name: string): Promise<Store> {
     url: store.url,
     codec: store.codec,
     put: (key, body, metadata, md5) => store.put(key, body, metadata, md5),
+    usesContentMd5: (size) => store.usesContentMd5?.(size) ?? true,
     get: (key) => store.get(key),
     head: (key) => store.head(key),
     async *list(prefix: string, startAfter?: string) {

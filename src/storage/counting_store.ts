@@ -64,6 +64,10 @@ export class CountingStore implements Store {
     }
   }
 
+  usesContentMd5(size: number): boolean {
+    return this.inner.usesContentMd5?.(size) ?? true;
+  }
+
   async put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string) {
     await this.#count("PUT", key, () => this.inner.put(key, body, metadata, contentMd5));
     const entry = activityOf(key);

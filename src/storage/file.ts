@@ -29,6 +29,11 @@ export class FileStore implements Store {
     return join(this.dir, key);
   }
 
+  /** A directory has no use for a Content-MD5: the caller's SHA-256 checks what was written. */
+  usesContentMd5(): boolean {
+    return false;
+  }
+
   async put(key: string, body: ByteSource, metadata: Record<string, string>) {
     const size = body.size;
     const path = this.#path(key);

@@ -6,7 +6,7 @@
  */
 import type { CredentialProvider, Credentials } from "./credentials.ts";
 import type { S3Settings } from "./s3_client.ts";
-import { S3Store } from "./s3.ts";
+import { multipartThresholdOf, S3Store } from "./s3.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
@@ -31,6 +31,10 @@ export class RefreshingS3Store implements Store {
       this.#credentials = credentials;
     }
     return this.#store;
+  }
+
+  usesContentMd5(size: number): boolean {
+    return size <= multipartThresholdOf(this.settings);
   }
 
   async put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string) {

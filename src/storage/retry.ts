@@ -103,6 +103,10 @@ export class RetryingStore implements Store {
     });
   }
 
+  usesContentMd5(size: number): boolean {
+    return this.inner.usesContentMd5?.(size) ?? true;
+  }
+
   put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string): Promise<void> {
     return this.#call(`upload ${key}`, () => this.inner.put(key, body, metadata, contentMd5));
   }

@@ -45,6 +45,11 @@ const DEFAULT_MULTIPART_THRESHOLD = 256 * 1024 * 1024;
 const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
 /** How long a bucket seen to exist is taken to exist (a missing key then needs no bucket check). */
 const BUCKET_SEEN_MS = 5 * 60_000;
+/** The size above which `settings` make an S3 store upload in parts (S3 caps a single PUT at 5 GiB). */
+export function multipartThresholdOf(settings: Pick<S3Settings, "multipartThreshold">): number {
+  return Math.min(settings.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
+}
+
 /** Default per-request timeout (headers, or silence between body reads); WALSYNC_S3_TIMEOUT_MS overrides. */
 const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -67,10 +72,7 @@ export class S3Store implements Store {
     this.#bucket = bucket;
     this.#prefix = prefix ? prefix + "/" : "";
     this.#timeoutMs = settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#multipartThreshold = Math.min(
-      settings.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD,
-      MAX_SINGLE_PUT,
-    );
+    this.#multipartThreshold = multipartThresholdOf(settings);
     this.#partSize = Math.max(settings.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE);
     const opened = openS3Client(settings);
     this.#endpoint = opened.endpoint;
@@ -133,6 +135,11 @@ export class S3Store implements Store {
       return new S3Errors.ServerError(404, "NotFound", "");
     }
     return error;
+  }
+
+  /** A single PUT sends the Content-MD5; a multipart upload sends each part's own (see s3_multipart.ts). */
+  usesContentMd5(size: number): boolean {
+    return size <= this.#multipartThreshold;
   }
 
   async put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string) {

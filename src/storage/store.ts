@@ -50,6 +50,12 @@ export interface Store {
    * have exactly `body.size` bytes.
    */
   put(key: string, body: ByteSource, metadata: Record<string, string>, contentMd5?: string): Promise<void>;
+  /**
+   * Whether put() of a body of `size` bytes sends the `contentMd5` it is given (S3: a single PUT;
+   * a multipart upload checks each part's MD5 instead, a directory checks nothing), so that a caller
+   * computes that digest only when it is used. Absent: assume it does.
+   */
+  usesContentMd5?(size: number): boolean;
   /** Streams an object. Throws a not-found WalsyncError if it does not exist. */
   get(key: string): Promise<ObjectData>;
   /** Metadata of an object, or null if it does not exist. */

@@ -27,19 +27,20 @@ export interface UploadResult {
   contentSha256: string;
 }
 
-/** Digests of a whole source, computed in one pass. */
+/** Digests of a whole source, computed in one pass (both unless `want` leaves one out: then ""). */
 export async function digestSource(
   source: ByteSource,
+  want: { sha256: boolean; md5: boolean } = { sha256: true, md5: true },
 ): Promise<{ sha256: string; md5: string; size: number }> {
-  const sha = newSha256();
-  const md5 = createHash("md5");
+  const sha = want.sha256 ? newSha256() : null;
+  const md5 = want.md5 ? createHash("md5") : null;
   let size = 0;
   for await (const chunk of source.chunks()) {
-    sha.update(chunk);
-    md5.update(chunk);
+    sha?.update(chunk);
+    md5?.update(chunk);
     size += chunk.byteLength;
   }
-  return { sha256: sha.digest("hex"), md5: md5.digest("base64"), size };
+  return { sha256: sha?.digest("hex") ?? "", md5: md5?.digest("base64") ?? "", size };
 }
 
 /**
@@ -62,7 +63,7 @@ export async function uploadVerified(
     const stored = await uploadAsIs(store, key, encoded.source, (sha256) => ({
       ...metadata,
       ...encoded.metadata(sha256),
-    }));
+    }), encoded.storedSha256);
     return { ...stored, contentSize: source.size, contentSha256: encoded.contentSha256 ?? stored.sha256 };
   } finally {
     await encoded.dispose();
@@ -75,25 +76,37 @@ export async function uploadVerified(
  * The content is read twice: once to compute the digests (S3 needs the metadata, and the
  * Content-MD5 the server checks the body against, before the body) and once to upload; the second
  * pass is hashed as well, so content that changed between the passes is caught instead of being
- * stored under a wrong checksum.
+ * stored under a wrong checksum. The first pass is left out when the encoder already hashed the
+ * bytes it wrote (`knownSha256`) and the store has no use for a Content-MD5 of this size (a
+ * multipart upload, a directory); the MD5 alone is left out when only it is not needed.
  */
 async function uploadAsIs(
   store: Store,
   key: string,
   source: ByteSource,
   metadataFor: (sha256: string) => Record<string, string>,
+  knownSha256: string | null = null,
 ): Promise<{ key: string; size: number; sha256: string }> {
-  const digests = await digestSource(source);
+  const md5Needed = store.usesContentMd5?.(source.size) ?? true;
+  const digests = knownSha256 !== null && !md5Needed
+    ? { sha256: knownSha256, md5: "", size: source.size }
+    : await digestSource(source, { sha256: knownSha256 === null, md5: md5Needed });
   if (digests.size !== source.size) {
     throw new WalsyncError(`${key}: content is ${digests.size} bytes, expected ${source.size}`);
   }
+  digests.sha256 = knownSha256 ?? digests.sha256;
   const sentHash = newSha256();
   let sentBytes = 0;
   const sending = observedSource(source, (chunk) => {
     sentHash.update(chunk);
     sentBytes += chunk.byteLength;
   });
-  await store.put(key, sending, { ...metadataFor(digests.sha256), sha256: digests.sha256 }, digests.md5);
+  await store.put(
+    key,
+    sending,
+    { ...metadataFor(digests.sha256), sha256: digests.sha256 },
+    digests.md5 || undefined,
+  );
   if (sentHash.digest("hex") !== digests.sha256 || sentBytes !== source.size) {
     await store.delete(key).catch(() => {});
     throw new WalsyncError(`content changed while uploading ${store.url}/${key}; the object was removed`);

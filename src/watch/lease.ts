@@ -217,6 +217,10 @@ export class FencedStore implements Store {
     );
   }
 
+  usesContentMd5(size: number): boolean {
+    return this.inner.usesContentMd5?.(size) ?? true;
+  }
+
   put(...args: Parameters<Store["put"]>): Promise<void> {
     this.#check(args[0]);
     return this.inner.put(...args);
