@@ -2,13 +2,16 @@
  * The oracle test (issue #3): an independent writer runs thousands of random transactions of
  * varied size on several databases, with SQLite's auto-checkpoint on and its own PASSIVE,
  * RESTART and TRUNCATE checkpoints, while `walsync watch` replicates them to RGW and to a local
- * directory at once. Every restore must be exactly one recorded committed state.
+ * directory at once (page sizes 4096, 1024 and 65536). Every restore must be exactly one recorded
+ * committed state.
  */
 import assert from "node:assert/strict";
 import { filesEqual, freshBackend, mustRun, sqlite3, startWatch, tempDir, walsync } from "./helpers.ts";
 import { assertPointInTimeRestores, ORACLE, readCommitLog } from "./oracle_checks.ts";
 
 const DBS = ["alpha", "beta", "gamma"];
+/** Page sizes other than SQLite's default (4096, alpha's): small pages make many frames, big ones few. */
+const PAGE_SIZES = "beta=1024,gamma=65536";
 const WRITE_SECONDS = 15;
 
 Deno.test("watch: restores at any time equal exactly one committed state; latest equals the source", async () => {
@@ -18,8 +21,11 @@ Deno.test("watch: restores at any time equal exactly one committed state; latest
   console.log(`oracle seed ${seed} (ORACLE_SEED=${seed} reproduces the writer's choices)`);
   // Create the databases (WAL mode) before watching.
   await mustRun("python3", [ORACLE, "run", `${dir}/log.jsonl`, "0.5", ...paths], {
-    env: { ORACLE_SEED: seed },
+    env: { ORACLE_SEED: seed, ORACLE_PAGE_SIZES: PAGE_SIZES },
   });
+  for (const [name, size] of PAGE_SIZES.split(",").map((kv) => kv.split("="))) {
+    assert.equal((await sqlite3(`${dir}/${name}.db`, "PRAGMA page_size")).trim(), size);
+  }
 
   const backends = [await freshBackend("s3"), await freshBackend("file")];
   const watches = await Promise.all(
