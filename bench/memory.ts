@@ -4,7 +4,8 @@
  * databases. Reference: an idle `deno` process running next to it the whole time.
  *
  * For each size: N small WAL databases (bench/lib/make_dbs.py), one `watch` process on S3
- * (`--sync-interval 1`), started and left to settle 5 s after it reports "watching"; then VmRSS
+ * (`--sync-interval 1`), started and left to settle 5 s after it reports "watching" (35 s for the
+ * 100 and 1000 databases of figure 7: past the first compaction pass); then VmRSS
  * is sampled every 0.5 s for 10 s (steady = median) and VmHWM read (peak, start-up included:
  * every database gets its initial snapshot). With 100 databases the window is 60 s (15 s with
  * --quick) and the CPU time of `watch` (utime + stime from /proc/<pid>/stat) over it is figure 7.
@@ -61,12 +62,16 @@ interface IdleResult {
   exitCode: number;
 }
 
+/** Seconds from "watching" to the CPU windows: past the first compaction pass (30 s by default). */
+const FIRST_PASS_S = 35;
+
 async function idleScenario(
   ctx: BenchContext,
   n: number,
   windowS: number,
   reference: Child,
   withSqliteReference: boolean,
+  settleS = 5,
 ): Promise<IdleResult> {
   const name = `idle-${n}`;
   const dir = await scratch(ctx, name);
@@ -80,7 +85,7 @@ async function idleScenario(
   try {
     await watch.waitForLine(/watching \d+ database/, 900_000);
     const startupS = (performance.now() - started) / 1000;
-    await sleep(5000);
+    await sleep(settleS * 1000);
     const cpu0 = cpuSeconds(watch.pid);
     const ref0 = cpuSeconds(reference.pid);
     const t0 = performance.now();
@@ -134,8 +139,15 @@ async function measure(ctx: BenchContext): Promise<Row[]> {
       const windowS = n === 100 && ctx.selected("7") ? cpuWindowS : ctx.quick ? 5 : 10;
       ctx.log(`memory: ${n} idle database(s), ${windowS} s window ...`);
       const withSqlite = want5 && n === sizes.at(-1);
+      // The CPU figures start after the first background pass (compaction lists every database once
+      // after start, 30 s in by default): they are about idle databases, not start-up.
+      const settleS = ctx.selected("7") && n >= 100 ? FIRST_PASS_S : 5;
       idle.push(
-        await retryOnce(ctx, `memory ${n}`, () => idleScenario(ctx, n, windowS, reference, withSqlite)),
+        await retryOnce(
+          ctx,
+          `memory ${n}`,
+          () => idleScenario(ctx, n, windowS, reference, withSqlite, settleS),
+        ),
       );
     }
     if (want5) {
@@ -210,7 +222,10 @@ async function measure(ctx: BenchContext): Promise<Row[]> {
       value: cpu.cpuPercent,
       unit: "% of a core",
       reference: { what: "idle deno process, same window", value: cpu.reference.cpuPercent, unit: "%" },
-      goal: { text: "< 1% of one core", met: cpu.cpuPercent < 1 },
+      goal: { text: "< 0.5% of one core at 100 databases", met: cpu.cpuPercent < 0.5 },
+      note: `The CPU windows start ${FIRST_PASS_S} s after watch reports "watching", after the first ` +
+        "compaction pass (which lists every database once after start). Lease renewals (one conditional " +
+        "PUT per database every third of --lease-seconds, 200 s by default) fall in a window or not.",
     });
   }
   const largest = idle.at(-1)!;
@@ -221,6 +236,7 @@ async function measure(ctx: BenchContext): Promise<Row[]> {
       value: largest.cpuPercent,
       unit: "% of a core",
       reference: { what: "idle deno process, same window", value: largest.reference.cpuPercent, unit: "%" },
+      goal: { text: "< 1% of one core at 1000 databases", met: largest.cpuPercent < 1 },
     });
   }
   return rows;
