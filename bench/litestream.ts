@@ -10,8 +10,9 @@
  * `litestream replicate` (one process, one `dbs:` entry per database, `sync-interval: 1s`). Both
  * talk to RGW through the same counting HTTP proxy (bench/lib/proxy.ts), which times and counts
  * every request. A tool is "ready" once every database has had one PUT (its initial snapshot);
- * then 40 s settle (past walsync's first background passes) and a 20 s window, in which VmRSS is sampled every 0.5 s (steady = median; peak =
- * VmHWM, start-up included), CPU = utime + stime over the window, requests = everything the proxy
+ * then 40 s settle (past walsync's first background passes) and a 20 s window, in which VmRSS is
+ * sampled every 0.5 s (steady = median; peak = VmHWM, start-up included), CPU = utime + stime over
+ * the window, requests = everything the proxy
  * forwarded in the window (only one tool runs at a time), scaled to a minute.
  * Busy: one python3 writer (bench/lib/writer.py) commits 2 transactions/s to every database from
  * "ready" until the end of the window, each inserting the marker WSMK<n>. Lag of a commit in the
