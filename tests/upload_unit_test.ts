@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import type { ObjectCodec } from "../src/codec/codec.ts";
 import { FORMAT } from "../src/metadata.ts";
 import { FileStore } from "../src/storage/file.ts";
-import { multipartThresholdOf } from "../src/storage/s3.ts";
+import { multipartThresholdOf } from "../src/storage/s3_client.ts";
 import type { ByteSource } from "../src/storage/source.ts";
 import type { Store } from "../src/storage/store.ts";
 import { uploadVerified } from "../src/storage/upload.ts";

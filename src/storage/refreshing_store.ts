@@ -6,7 +6,8 @@
  */
 import type { CredentialProvider, Credentials } from "./credentials.ts";
 import type { S3Settings } from "./s3_client.ts";
-import { multipartThresholdOf, S3Store } from "./s3.ts";
+import { S3Store } from "./s3.ts";
+import { multipartThresholdOf } from "./s3_client.ts";
 import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 

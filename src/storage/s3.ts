@@ -16,9 +16,9 @@ import { type S3Client, S3Errors } from "@bradenmacdonald/s3-lite-client";
 import { storageError, WalsyncError } from "../errors.ts";
 import { redact } from "../redact.ts";
 import { type PutResponse, streamingPut } from "./http_put.ts";
-import { MIN_PART_SIZE, partSizeFor } from "./multipart.ts";
+import { partSizeFor } from "./multipart.ts";
 import type { Presigner, PresignRequest } from "./presign.ts";
-import { openS3Client, type S3Settings } from "./s3_client.ts";
+import { multipartThresholdOf, openS3Client, partSizeOf, type S3Settings } from "./s3_client.ts";
 import { abortIncomplete, type S3Exchange, uploadInParts } from "./s3_multipart.ts";
 import { contentMd5, deleteErrors, deleteRequestXml } from "./multi_delete.ts";
 import { explainS3Error } from "./s3_errors.ts";
@@ -36,19 +36,10 @@ import type { ByteSource } from "./source.ts";
 import type { ListedObject, ObjectData, ObjectInfo, Store, WriteCondition } from "./store.ts";
 
 export type { S3Settings };
+export { MAX_SINGLE_PUT, multipartThresholdOf } from "./s3_client.ts";
 
-/** Single PUTs are limited to 5 GiB by S3. */
-export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
-/** Objects larger than this are uploaded in parts (WALSYNC_MULTIPART_THRESHOLD overrides, bytes). */
-const DEFAULT_MULTIPART_THRESHOLD = 256 * 1024 * 1024;
-/** Preferred part size (WALSYNC_MULTIPART_PART_SIZE overrides, bytes; at least 5 MiB). */
-const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
 /** How long a bucket seen to exist is taken to exist (a missing key then needs no bucket check). */
 const BUCKET_SEEN_MS = 5 * 60_000;
-/** The size above which `settings` make an S3 store upload in parts (S3 caps a single PUT at 5 GiB). */
-export function multipartThresholdOf(settings: Pick<S3Settings, "multipartThreshold">): number {
-  return Math.min(settings.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
-}
 
 /** Default per-request timeout (headers, or silence between body reads); WALSYNC_S3_TIMEOUT_MS overrides. */
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -73,7 +64,7 @@ export class S3Store implements Store {
     this.#prefix = prefix ? prefix + "/" : "";
     this.#timeoutMs = settings.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#multipartThreshold = multipartThresholdOf(settings);
-    this.#partSize = Math.max(settings.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE);
+    this.#partSize = partSizeOf(settings);
     const opened = openS3Client(settings);
     this.#endpoint = opened.endpoint;
     this.#client = opened.client;

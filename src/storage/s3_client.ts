@@ -1,12 +1,14 @@
 /**
- * The settings of an S3 store, checked, and the two signers built from them: s3-lite-client (for
- * LIST, multi-delete and multipart calls) and walsync's own pre-signer (for GET, HEAD, PUT and
- * DELETE of single objects, see presign.ts), both with the same addressing.
+ * The settings of an S3 store (and the multipart sizes they imply), checked, and the two signers
+ * built from them: s3-lite-client (for LIST, multi-delete and multipart calls) and walsync's own
+ * pre-signer (for GET, HEAD, PUT and DELETE of single objects, see presign.ts), both with the same
+ * addressing.
  * @module
  */
 import { S3Client } from "@bradenmacdonald/s3-lite-client";
 import { usageError } from "../errors.ts";
 import { redact } from "../redact.ts";
+import { MIN_PART_SIZE } from "./multipart.ts";
 import { Presigner } from "./presign.ts";
 
 /** Connection settings for an S3 store. */
@@ -25,6 +27,23 @@ export interface S3Settings {
   multipartThreshold?: number;
   /** Preferred multipart part size. */
   partSize?: number;
+}
+
+/** Single PUTs are limited to 5 GiB by S3. */
+export const MAX_SINGLE_PUT = 5 * 1024 ** 3;
+/** Objects larger than this are uploaded in parts (WALSYNC_MULTIPART_THRESHOLD overrides, bytes). */
+const DEFAULT_MULTIPART_THRESHOLD = 256 * 1024 * 1024;
+/** Preferred part size (WALSYNC_MULTIPART_PART_SIZE overrides, bytes; at least 5 MiB). */
+const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
+
+/** The size above which `settings` make an S3 store upload in parts (S3 caps a single PUT at 5 GiB). */
+export function multipartThresholdOf(settings: Pick<S3Settings, "multipartThreshold">): number {
+  return Math.min(settings.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
+}
+
+/** The part size `settings` ask for, at least S3's minimum of 5 MiB. */
+export function partSizeOf(settings: Pick<S3Settings, "partSize">): number {
+  return Math.max(settings.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE);
 }
 
 /** What a store signs its requests with, and the endpoint they go to. */
